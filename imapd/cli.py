@@ -1,0 +1,285 @@
+"""Command line entry: argv -> Config -> a session on stdin/stdout.
+
+Every connection pays for start-up, so this module imports almost nothing at
+the top, parses argv by hand (argparse alone costs milliseconds) and writes
+the greeting before loading the parser, the store or TLS where it can.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+USAGE = """\
+usage: imapd [--config FILE] [--maildir PATH] [--preauth] [--tls] [--demo]
+       imapd --check-config [FILE]
+       imapd --hash-password
+       imapd --version | --help
+
+Serve IMAP on stdin/stdout: started by inetd, xinetd or systemd (socket
+activation with Accept=yes), by ssh as a pre-authenticated tunnel, or from a
+terminal.
+
+options:
+  --config FILE     configuration file (default /etc/imapd/imapd.toml if present)
+  --maildir PATH    Maildir to serve when pre-authenticated (default ~/Maildir,
+                    created if missing)
+  --preauth         greet with * PREAUTH as the invoking user (the default when
+                    not started as root; refused as root)
+  --tls             implicit TLS from the first byte (port 993)
+  --demo            serve a throwaway Maildir with sample messages, pre-authenticated
+  --check-config    validate a configuration file and report each problem
+  --hash-password   read a password and print a bcrypt hash for a passwd-file
+  --version         print the version
+  --help            print this help
+"""
+
+
+class Args:
+    config: str | None = None
+    maildir: str | None = None
+    preauth = False
+    tls = False
+    demo = False
+    check_config = False
+    check_config_file: str | None = None
+    hash_password = False
+    version = False
+    help = False
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_args(argv: list[str]) -> Args:
+    a = Args()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        key, eq, inline = arg.partition("=")
+        if key in ("--config", "--maildir"):
+            if eq:
+                value = inline
+            elif i + 1 < len(argv):
+                i += 1
+                value = argv[i]
+            else:
+                raise UsageError(f"{key} needs a value")
+            setattr(a, key[2:], value)
+        elif arg == "--check-config":
+            a.check_config = True
+            if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                i += 1
+                a.check_config_file = argv[i]
+        elif arg in ("--preauth", "--tls", "--demo", "--version", "--help", "--hash-password"):
+            setattr(a, arg[2:].replace("-", "_"), True)
+        elif arg == "-h":
+            a.help = True
+        else:
+            raise UsageError(f"unknown argument {arg!r}")
+        i += 1
+    return a
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text)  # protocol: command-line output, never inside a session
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except UsageError as e:
+        sys.stderr.write(f"imapd: {e}\n{USAGE}")  # protocol: command-line usage error
+        return 2
+    if args.help:
+        _out(USAGE)
+        return 0
+    if args.version:
+        from . import __version__
+
+        _out(f"imapd {__version__}\n")
+        return 0
+    if args.check_config:
+        return check_config(args.check_config_file or args.config)
+    if args.hash_password:
+        return hash_password()
+    try:
+        return serve(args)
+    except KeyboardInterrupt:
+        return 0
+
+
+def check_config(path: str | None) -> int:
+    from .config import DEFAULT_PATH, ConfigError, load
+
+    target = path or DEFAULT_PATH
+    try:
+        load(target)
+    except ConfigError as e:
+        for problem in e.problems:
+            _out(f"{e.path}: {problem}\n")
+        return 1
+    _out(f"{target}: OK\n")
+    return 0
+
+
+def hash_password() -> int:
+    import getpass
+
+    from .auth.passwdfile import hash_password as make_hash
+
+    if sys.stdin.isatty():
+        pw = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != pw:
+            sys.stderr.write("imapd: passwords differ\n")  # protocol: command-line output
+            return 1
+    else:
+        pw = sys.stdin.readline().rstrip("\n")
+    _out(make_hash(pw) + "\n")
+    return 0
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    import select
+
+    while data:
+        try:
+            n = os.write(fd, data)
+        except BlockingIOError:
+            select.select([], [fd], [], 5)
+            continue
+        data = data[n:]
+
+
+def _refuse(message: str, log_line: str, code: str = "UNAVAILABLE") -> int:
+    from . import log
+
+    log.error(log_line)
+    try:
+        _write_all(1, f"* BYE [{code}] {message}\r\n".encode())
+    except OSError:
+        pass
+    return 1
+
+
+def serve(args: Args) -> int:
+    from . import log
+    from .config import ConfigError, load
+
+    try:
+        cfg = load(args.config)
+    except ConfigError as e:
+        return _refuse("Server configuration error", f"bad configuration: {e}")
+    log.configure(cfg.server.log_facility, cfg.server.log_to_stderr)
+    as_root = os.geteuid() == 0
+    if as_root and (args.preauth or args.demo):
+        return _refuse("Pre-authentication as root is refused",
+                       "refusing --preauth/--demo as root: mail is never served as root")
+    if args.tls and not cfg.tls_configured:
+        return _refuse("TLS is not configured", "--tls given but tls.certificate/tls.key are not set")
+
+    from .peer import describe_peer
+
+    peer = describe_peer(0)
+    log.info(f"connection from {peer.kind} {peer.address or ''}".rstrip())
+
+    from .transport import StdioTransport
+
+    tls_factory = None
+    if cfg.tls_configured:
+        def tls_factory() -> object:
+            from .tls import make_server_context
+
+            return make_server_context(cfg.tls.certificate, cfg.tls.key, cfg.tls.min_version, cfg.tls.ciphers or None)
+
+    transport = StdioTransport(0, 1, tls_factory)
+    if args.tls and not transport.start_tls():
+        transport.close()
+        return 0
+
+    demo_dir = None
+    user = None
+    store_opener = None
+    login_backend = None
+    on_login = None
+    if not as_root:
+        import pwd
+
+        try:
+            name = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:
+            name = str(os.getuid())
+        if args.demo:
+            from .demo import make_demo_maildir
+
+            demo_dir = make_demo_maildir()
+            maildir = demo_dir
+        else:
+            maildir = os.path.expanduser(args.maildir or "~/Maildir")
+        user = name
+        kind = cfg.mail.store
+
+        def store_opener(_user: object) -> object:
+            from .store import open_store
+
+            return open_store(maildir, kind=kind, create=kind != "readonly")
+    else:
+        login_backend = _login_backend(cfg)
+        kind = cfg.mail.store
+
+        def on_login(account: object) -> None:
+            from .auth.privileges import drop_privileges
+
+            drop_privileges(account)  # type: ignore[arg-type]
+
+        def store_opener(account: object) -> object:
+            from .store import open_store
+
+            return open_store(account.mail_location, kind=kind, create=kind != "readonly")  # type: ignore[attr-defined]
+
+    from .session import Session, run
+
+    secure = peer.is_secure_local or _in_secure_networks(peer.address, cfg.auth.secure_networks)
+    session = Session(
+        cfg,
+        user=user,
+        store_opener=store_opener,
+        login_backend=login_backend,
+        tls_available=tls_factory is not None,
+        tls_active=args.tls,
+        secure_channel=secure,
+        on_login=on_login,
+    )
+    session.out += session.greeting()
+    try:
+        run(session, transport)
+    finally:
+        if demo_dir is not None:
+            from .demo import remove_demo_maildir
+
+            remove_demo_maildir(demo_dir)
+    return 0
+
+
+def _login_backend(cfg: object) -> object:
+    auth = cfg.auth  # type: ignore[attr-defined]
+    if auth.backend == "passwd-file":
+        from .auth.passwdfile import PasswdFileBackend
+
+        return PasswdFileBackend(auth.passwd_file, default_mail_location=auth.mail_location)
+    from .auth.pam import PamBackend
+
+    return PamBackend(service=auth.pam_service, mail_location=auth.mail_location)
+
+
+def _in_secure_networks(address: str | None, networks: list[str]) -> bool:
+    if not address or not networks:
+        return False
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)

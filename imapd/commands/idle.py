@@ -1,0 +1,17 @@
+"""IDLE (RFC 2177): wait for DONE while mailbox changes are pushed at once.
+
+The waiting itself happens in the session's event loop, which watches the
+client's descriptor and the mailbox's inotify descriptor (or polls) together.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..protocol.commands import Simple
+
+
+def idle(session: Any, cmd: Simple) -> None:
+    session.start_idle(cmd.tag)
+    if session.selected is not None:
+        session.out += session.selected.report_changes(True)

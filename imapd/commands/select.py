@@ -1,0 +1,66 @@
+"""SELECT, EXAMINE, CHECK, CLOSE, UNSELECT, EXPUNGE and UID EXPUNGE."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from ..protocol.commands import MailboxCommand, Simple, UidExpunge
+from ..selected import SelectedView
+from . import CommandError, Result, ok
+from .names import from_wire
+
+
+def select(session: Any, cmd: MailboxCommand) -> Iterator[bytes]:
+    readonly = cmd.name == "EXAMINE" or session.store.readonly
+    name = from_wire(session, cmd.mailbox)
+    # RFC 3501: a failed SELECT leaves no mailbox selected
+    session.close_selected()
+    mailbox = session.store.open(name, readonly=readonly)
+    readonly = readonly or mailbox.readonly
+    view = SelectedView(mailbox, readonly)
+    session.select(view)
+    uids = view.uids
+    yield view.flags_line()
+    yield view.permanent_flags_line()
+    yield b"* %d EXISTS\r\n" % len(uids)
+    recent = sum(1 for u in uids if mailbox.is_recent(u))
+    yield b"* %d RECENT\r\n" % recent
+    flags = mailbox.flags
+    for seq, uid in enumerate(uids, 1):
+        if "\\Seen" not in flags(uid):
+            yield b"* OK [UNSEEN %d] First unseen message\r\n" % seq
+            break
+    yield b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % mailbox.uidvalidity
+    yield b"* OK [UIDNEXT %d] Predicted next UID\r\n" % mailbox.uidnext
+    return ok(f"{cmd.name} completed", "READ-ONLY" if readonly else "READ-WRITE")
+
+
+def check(session: Any, cmd: Simple) -> Result:
+    return ok("CHECK completed")
+
+
+def close(session: Any, cmd: Simple) -> Result:
+    """Expunge silently (unless read-only), then leave the selected state."""
+    view = session.selected
+    if not view.readonly:
+        view.mailbox.expunge()
+    session.close_selected()
+    return ok("CLOSE completed")
+
+
+def unselect(session: Any, cmd: Simple) -> Result:
+    session.close_selected()
+    return ok("UNSELECT completed")
+
+
+def expunge(session: Any, cmd: Simple | UidExpunge) -> Result:
+    view = session.selected
+    if view.readonly:
+        raise CommandError("Mailbox is read-only", "READ-ONLY")
+    if isinstance(cmd, UidExpunge):
+        uids = cmd.seqset.select_uids(view.uids)
+        view.mailbox.expunge(uids)
+    else:
+        view.mailbox.expunge()
+    # the EXPUNGE responses come from the session's report of changes
+    return ok("EXPUNGE completed")

@@ -1,0 +1,79 @@
+"""Logging to syslog (facility mail by default) with a per-session id.
+
+Under inetd, stdout and stderr are the client's socket, so nothing may be
+written there: the only sinks are syslog and, when the config asks for it
+(journald captures a service's stderr), stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+_session_id = f"{os.getpid():x}{int(time.time() * 1000) & 0xFFFFF:05x}"
+_to_stderr = False
+_opened = False
+_facility_name = "mail"
+
+
+def configure(facility: str = "mail", to_stderr: bool = False) -> None:
+    global _to_stderr, _facility_name, _opened
+    _to_stderr = to_stderr
+    if facility != _facility_name:
+        _facility_name = facility
+        _opened = False
+
+
+def session_id() -> str:
+    return _session_id
+
+
+def _emit(priority_name: str, message: str) -> None:
+    global _opened
+    line = f"[{_session_id}] {message}"
+    if _to_stderr:
+        try:
+            os.write(2, f"<{_PRIORITY_NUMBERS[priority_name]}>imapd {line}\n".encode("utf-8", "replace"))
+        except OSError:
+            pass
+        return
+    import syslog
+
+    if not _opened:
+        facility = getattr(syslog, "LOG_" + _facility_name.upper(), syslog.LOG_MAIL)
+        syslog.openlog("imapd", syslog.LOG_PID, facility)
+        _opened = True
+    syslog.syslog(getattr(syslog, "LOG_" + priority_name), line.replace("\0", "\\0"))
+
+
+_PRIORITY_NUMBERS = {"ERR": 3, "WARNING": 4, "NOTICE": 5, "INFO": 6, "DEBUG": 7}
+
+
+def info(message: str) -> None:
+    _emit("INFO", message)
+
+
+def notice(message: str) -> None:
+    _emit("NOTICE", message)
+
+
+def warning(message: str) -> None:
+    _emit("WARNING", message)
+
+
+def error(message: str) -> None:
+    _emit("ERR", message)
+
+
+def exception(message: str) -> None:
+    """Log the current exception's traceback (never shown to the client)."""
+    import traceback
+
+    text = traceback.format_exc()
+    _emit("ERR", message)
+    for line in text.rstrip().splitlines():
+        _emit("ERR", line)
+
+
+del sys

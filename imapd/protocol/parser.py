@@ -1,0 +1,978 @@
+"""Sans-I/O IMAP command parser (RFC 3501 grammar with RFC 9051 additions).
+
+Feed it bytes with `feed()`, then call `next_event()` until it returns None:
+
+* a `Command` subclass (see `commands.py`) when a whole command has arrived,
+* `NeedLiteral` when the client announced a synchronizing literal `{n}` and
+  waits for `+ ...` before sending it,
+* `ProtocolError` for malformed input or a limit; the session answers it and
+  the parser has already skipped to the next command (unless `fatal`).
+
+It never touches a file or a socket, so it is tested with plain bytes.
+Framing and grammar are separate: framing cuts the byte stream into
+commands (text lines joined by literals) under the configured limits; the
+grammar then reads one framed command with a small recursive-descent reader.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from . import commands as c
+from .seqset import MAX_NUMBER, SeqSet
+
+# --------------------------------------------------------------------- events
+
+
+@dataclass(slots=True)
+class NeedLiteral:
+    """The client waits for a continuation before sending `size` bytes."""
+
+    tag: str
+    size: int
+
+
+@dataclass(slots=True)
+class ProtocolError:
+    """Input that is not a valid command.
+
+    `tag` is the command's tag when one could be read (answer tagged BAD),
+    else "*".  `fatal` means the stream cannot be trusted any more: answer
+    `* BYE` and close.  `code` is an optional response code (e.g. TOOBIG).
+    """
+
+    tag: str
+    text: str
+    fatal: bool = False
+    code: str | None = None
+    status: str = "BAD"
+
+
+@dataclass(slots=True)
+class RawLine:
+    """A line read in raw mode (AUTHENTICATE responses, IDLE's DONE)."""
+
+    data: bytes
+
+
+@dataclass(slots=True)
+class Limits:
+    line_length: int = 65536  # bytes of command text, literals excluded
+    literal_size: int = 1 << 20  # total literal bytes of one command
+    append_size: int = 64 << 20  # total literal bytes of one APPEND
+    nesting_depth: int = 32  # parentheses / NOT / OR depth
+
+
+class ParseError(Exception):
+    """Raised inside the grammar; becomes a ProtocolError event."""
+
+
+# ------------------------------------------------------------------ framing
+
+_LITERAL_AT_END = re.compile(rb"(~?)\{(\d{1,20})(\+?)\}\r?$")
+_TAG_RE = re.compile(rb"[\x21\x23\x24\x26\x27\x2b-\x5b\x5e-\x7a\x7c\x7e]+")
+_COMMAND_NAME_RE = re.compile(rb"[A-Za-z]+")
+
+
+class Parser:
+    """Cuts the byte stream into commands and parses them."""
+
+    def __init__(self, limits: Limits | None = None, literal_plus: bool = True) -> None:
+        self.limits = limits or Limits()
+        self.literal_plus = literal_plus
+        self._buf = bytearray()
+        self._parts: list[bytes] = []  # text, literal, text, literal, ..., text
+        self._text_bytes = 0
+        self._literal_bytes = 0
+        self._literal_wanted: int | None = None
+        self._skipping_line = False  # discarding an over-long line up to its LF
+        self._skip_error: ProtocolError | None = None
+        self.raw_mode = False  # next line is returned as RawLine
+
+    # -- input ---------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet consumed (for input flow control)."""
+        return len(self._buf) + self._text_bytes + self._literal_bytes
+
+    def discard_input(self) -> None:
+        """Forget everything buffered (after STARTTLS: pipelined bytes are never executed)."""
+        self._buf.clear()
+        self._reset_command()
+        self._skipping_line = False
+
+    def _reset_command(self) -> None:
+        self._parts = []
+        self._text_bytes = 0
+        self._literal_bytes = 0
+        self._literal_wanted = None
+
+    # -- events --------------------------------------------------------------
+    def next_event(self) -> c.Command | NeedLiteral | ProtocolError | RawLine | None:
+        while True:
+            if self._literal_wanted is not None:
+                n = self._literal_wanted
+                if len(self._buf) < n:
+                    return None
+                self._parts.append(bytes(self._buf[:n]))
+                del self._buf[:n]
+                self._literal_wanted = None
+                continue
+            lf = self._buf.find(b"\n")
+            if self._skipping_line:
+                if lf < 0:
+                    self._buf.clear()
+                    return None
+                del self._buf[: lf + 1]
+                self._skipping_line = False
+                err, self._skip_error = self._skip_error, None
+                if err is not None:
+                    return err
+                continue
+            if lf < 0:
+                if self._text_bytes + len(self._buf) > self.limits.line_length:
+                    return self._too_long()
+                return None
+            line = bytes(self._buf[:lf])
+            del self._buf[: lf + 1]
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if self.raw_mode and not self._parts:
+                self.raw_mode = False
+                return RawLine(line)
+            self._text_bytes += len(line)
+            if self._text_bytes > self.limits.line_length:
+                tag = self._tag_of(self._parts[0] if self._parts else line)
+                self._reset_command()
+                return ProtocolError(tag, "Command line too long", code="TOOBIG")
+            m = _LITERAL_AT_END.search(line)
+            if m is None:
+                self._parts.append(line)
+                parts = self._parts
+                self._reset_command()
+                return self._parse(parts)
+            # a literal follows this line
+            size = int(m.group(2))
+            non_sync = m.group(3) == b"+"
+            self._parts.append(line)
+            tag = self._tag_of(self._parts[0])
+            limit = self._literal_limit()
+            if size + self._literal_bytes > limit:
+                self._reset_command()
+                if non_sync:
+                    # the bytes are already on their way: we cannot find the next command
+                    return ProtocolError(tag, f"Literal of {size} bytes exceeds the limit of {limit}", fatal=True, code="TOOBIG")
+                return ProtocolError(tag, f"Literal of {size} bytes exceeds the limit of {limit}", code="TOOBIG", status="NO")
+            if non_sync and not self.literal_plus:
+                self._reset_command()
+                return ProtocolError(tag, "Non-synchronizing literals are not enabled", fatal=True)
+            self._literal_bytes += size
+            self._literal_wanted = size
+            if not non_sync:
+                return NeedLiteral(tag, size)
+
+    def _too_long(self) -> ProtocolError:
+        first = self._parts[0] if self._parts else bytes(self._buf[:200])
+        tag = self._tag_of(first)
+        self._reset_command()
+        self._buf.clear()
+        self._skipping_line = True
+        self._skip_error = None
+        return ProtocolError(tag, "Command line too long", code="TOOBIG")
+
+    def _literal_limit(self) -> int:
+        first = self._parts[0]
+        sp = first.find(b" ")
+        name = first[sp + 1 :].split(b" ", 1)[0].upper() if sp >= 0 else b""
+        return self.limits.append_size if name == b"APPEND" else self.limits.literal_size
+
+    @staticmethod
+    def _tag_of(line: bytes) -> str:
+        m = _TAG_RE.match(line)
+        if m and line[m.end() : m.end() + 1] in (b" ", b""):
+            return m.group().decode("ascii")
+        return "*"
+
+    def _parse(self, parts: list[bytes]) -> c.Command | ProtocolError:
+        tag = "*"
+        try:
+            r = Reader(parts, self.limits.nesting_depth)
+            tag = r.tag()
+            return parse_command(r, tag)
+        except ParseError as e:
+            return ProtocolError(tag, str(e))
+        except RecursionError:
+            return ProtocolError(tag, "Command nested too deeply")
+
+
+# ------------------------------------------------------------------- reader
+
+_ATOM_RE = re.compile(rb"[^\x00-\x20\x7f-\xff(){%*\"\\\]]+")
+_ASTRING_RE = re.compile(rb"[^\x00-\x20\x7f-\xff(){%*\"\\]+")
+_LIST_MAILBOX_RE = re.compile(rb"[^\x00-\x20\x7f-\xff(){\"\\]+")  # atom chars plus % * ]
+_NUMBER_RE = re.compile(rb"\d+")
+_SEQSET_RE = re.compile(rb"[0-9:*,$]+")
+_QUOTED_RE = re.compile(rb'"((?:[^"\\\r\n]|\\["\\])*)"')
+_LITERAL_RE = re.compile(rb"(~?)\{(\d+)\+?\}$")
+_DATE_RE = re.compile(rb"(\d{1,2})-([A-Za-z]{3})-(\d{4})")
+_DATE_TIME_RE = re.compile(rb'"([ \d]?\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"')
+_BASE64_RE = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
+_STORE_RE = re.compile(rb"([+-]?)FLAGS(\.SILENT)?", re.I)
+
+MONTHS = {m: i + 1 for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())}
+
+
+class Reader:
+    """Reads tokens from a framed command: text parts separated by literals."""
+
+    __slots__ = ("parts", "index", "text", "pos", "depth", "max_depth")
+
+    def __init__(self, parts: list[bytes], max_depth: int = 32) -> None:
+        self.parts = parts
+        self.index = 0
+        self.text = parts[0]
+        self.pos = 0
+        self.depth = 0
+        self.max_depth = max_depth
+
+    # -- primitives ------------------------------------------------------
+    def peek(self, n: int = 1) -> bytes:
+        return self.text[self.pos : self.pos + n]
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.text) and self.index + 1 >= len(self.parts)
+
+    def error(self, what: str) -> ParseError:
+        near = self.text[self.pos : self.pos + 20].decode("ascii", "replace")
+        if self.pos >= len(self.text):
+            return ParseError(f"{what} (at end of line)")
+        return ParseError(f"{what} near '{near}'")
+
+    def sp(self) -> None:
+        if self.peek() != b" ":
+            raise self.error("Expected a space")
+        self.pos += 1
+
+    def try_sp(self) -> bool:
+        if self.peek() == b" ":
+            self.pos += 1
+            return True
+        return False
+
+    def expect(self, token: bytes, what: str | None = None) -> None:
+        if self.text[self.pos : self.pos + len(token)].upper() != token:
+            raise self.error(what or f"Expected '{token.decode()}'")
+        self.pos += len(token)
+
+    def end(self) -> None:
+        if not self.at_end():
+            if self.peek() == b" " and self.pos + 1 >= len(self.text):
+                raise self.error("Trailing space")
+            raise self.error("Unexpected extra arguments")
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > self.max_depth:
+            raise ParseError("Command nested too deeply")
+
+    def leave(self) -> None:
+        self.depth -= 1
+
+    def tag(self) -> str:
+        m = _TAG_RE.match(self.text)
+        if not m:
+            if not self.text:
+                raise ParseError("Empty command line")
+            raise ParseError("Missing or invalid tag")
+        self.pos = m.end()
+        tag = m.group().decode("ascii")
+        if self.pos >= len(self.text):
+            raise ParseError("Missing command")
+        self.sp()
+        return tag
+
+    def _match(self, regex: re.Pattern[bytes]) -> bytes | None:
+        m = regex.match(self.text, self.pos)
+        if not m:
+            return None
+        self.pos = m.end()
+        return m.group()
+
+    def atom(self, what: str = "atom") -> str:
+        tok = self._match(_ATOM_RE)
+        if tok is None:
+            raise self.error(f"Expected {what}")
+        return tok.decode("ascii")
+
+    def number(self, what: str = "number", limit: int = MAX_NUMBER) -> int:
+        tok = self._match(_NUMBER_RE)
+        if tok is None:
+            raise self.error(f"Expected {what}")
+        if len(tok) > 20 or int(tok) > limit:
+            raise ParseError(f"{what.capitalize()} {tok[:20].decode()} is too large")
+        return int(tok)
+
+    def nz_number(self, what: str = "number") -> int:
+        n = self.number(what)
+        if n == 0:
+            raise ParseError(f"{what.capitalize()} must not be zero")
+        return n
+
+    def _literal(self) -> bytes | None:
+        """If a literal announcement ends this text part, return the literal."""
+        m = _LITERAL_RE.match(self.text, self.pos)
+        if m is None:
+            return None
+        if self.index + 1 >= len(self.parts):
+            raise self.error("Literal without data")
+        data = self.parts[self.index + 1]
+        self.index += 2
+        self.text = self.parts[self.index]
+        self.pos = 0
+        return data
+
+    def string(self, what: str = "string") -> bytes:
+        ch = self.peek()
+        if ch == b'"':
+            m = _QUOTED_RE.match(self.text, self.pos)
+            if not m:
+                raise self.error(f"Invalid quoted {what}")
+            self.pos = m.end()
+            return re.sub(rb"\\(.)", rb"\1", m.group(1)) if b"\\" in m.group(1) else m.group(1)
+        if ch in (b"{", b"~"):
+            data = self._literal()
+            if data is None:
+                raise self.error(f"Invalid literal for {what}")
+            return data
+        raise self.error(f"Expected {what} (quoted or literal)")
+
+    def astring(self, what: str = "string") -> bytes:
+        ch = self.peek()
+        if ch in (b'"', b"{", b"~"):
+            return self.string(what)
+        tok = self._match(_ASTRING_RE)
+        if tok is None:
+            raise self.error(f"Expected {what}")
+        return tok
+
+    def nstring(self, what: str = "string") -> bytes | None:
+        if self.text[self.pos : self.pos + 3].upper() == b"NIL" and not _ASTRING_RE.match(self.text, self.pos + 3):
+            self.pos += 3
+            return None
+        return self.string(what)
+
+    def mailbox(self) -> str:
+        return _text(self.astring("mailbox name"))
+
+    def list_mailbox(self) -> str:
+        ch = self.peek()
+        if ch in (b'"', b"{", b"~"):
+            return _text(self.string("mailbox pattern"))
+        tok = self._match(_LIST_MAILBOX_RE)
+        if tok is None:
+            raise self.error("Expected mailbox pattern")
+        return _text(tok)
+
+    def seqset(self) -> SeqSet:
+        tok = self._match(_SEQSET_RE)
+        if tok is None:
+            raise self.error("Expected sequence set")
+        try:
+            return SeqSet.parse(tok.decode("ascii"))
+        except ValueError as e:
+            raise ParseError(f"Invalid sequence set: {e}") from None
+
+    def flag(self) -> str:
+        if self.peek() == b"\\":
+            self.pos += 1
+            if self.peek() == b"*":
+                self.pos += 1
+                return "\\*"
+            return "\\" + self.atom("flag name")
+        return self.atom("flag")
+
+    def flag_list(self) -> list[str]:
+        self.expect(b"(", "Expected '(' to start flag list")
+        flags: list[str] = []
+        if self.peek() != b")":
+            flags.append(self.flag())
+            while self.try_sp():
+                flags.append(self.flag())
+        self.expect(b")", "Expected ')' to end flag list")
+        return flags
+
+    def date(self) -> tuple[int, int, int]:
+        quoted = self.peek() == b'"'
+        if quoted:
+            self.pos += 1
+        m = _DATE_RE.match(self.text, self.pos)
+        if not m or m.group(2).upper().decode() not in MONTHS:
+            raise self.error("Expected date (dd-Mon-yyyy)")
+        self.pos = m.end()
+        if quoted:
+            self.expect(b'"', "Expected closing quote after date")
+        day, month, year = int(m.group(1)), MONTHS[m.group(2).upper().decode()], int(m.group(3))
+        _check_date(year, month, day)
+        return (year, month, day)
+
+    def date_time(self) -> float:
+        m = _DATE_TIME_RE.match(self.text, self.pos)
+        if not m or m.group(2).upper().decode() not in MONTHS:
+            raise self.error('Expected date-time ("dd-Mon-yyyy hh:mm:ss +zzzz")')
+        self.pos = m.end()
+        day = int(m.group(1).strip())
+        month = MONTHS[m.group(2).upper().decode()]
+        year = int(m.group(3))
+        hh, mm, ss = int(m.group(4)), int(m.group(5)), int(m.group(6))
+        _check_date(year, month, day)
+        if hh > 23 or mm > 59 or ss > 60:
+            raise ParseError("Invalid time in date-time")
+        zh, zm = int(m.group(8)), int(m.group(9))
+        if zm > 59:
+            raise ParseError("Invalid time zone in date-time")
+        import calendar
+
+        offset = (zh * 3600 + zm * 60) * (1 if m.group(7) == b"+" else -1)
+        return calendar.timegm((year, month, day, hh, mm, min(ss, 59), 0, 0, 0)) - offset
+
+
+def _check_date(year: int, month: int, day: int) -> None:
+    import calendar
+
+    if not 1 <= year <= 9999 or not 1 <= day <= calendar.monthrange(year, month)[1]:
+        raise ParseError("Invalid date")
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+# ----------------------------------------------------------------- commands
+
+_CommandParser = Callable[[Reader, str, str], c.Command]
+COMMANDS: dict[str, _CommandParser] = {}
+
+
+def command(*names: str) -> Callable[[_CommandParser], _CommandParser]:
+    def register(fn: _CommandParser) -> _CommandParser:
+        for n in names:
+            COMMANDS[n] = fn
+        return fn
+
+    return register
+
+
+def parse_command(r: Reader, tag: str) -> c.Command:
+    tok = r._match(_COMMAND_NAME_RE)
+    if tok is None:
+        raise r.error("Expected command name")
+    name = tok.decode().upper()
+    if name == "UID":
+        r.sp()
+        sub = r._match(_COMMAND_NAME_RE)
+        sub_name = sub.decode().upper() if sub else ""
+        if sub_name not in ("FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE"):
+            raise r.error("UID must be followed by FETCH, STORE, SEARCH, COPY, MOVE or EXPUNGE")
+        cmd = _UID_COMMANDS[sub_name](r, tag, sub_name)
+        r.end()
+        return cmd
+    fn = COMMANDS.get(name)
+    if fn is None:
+        if r.peek() not in (b"", b" "):
+            raise r.error("Invalid command name")
+        raise ParseError(f"Unknown command {name[:40]}")
+    cmd = fn(r, tag, name)
+    r.end()
+    return cmd
+
+
+@command("CAPABILITY", "NOOP", "LOGOUT", "STARTTLS", "CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "IDLE", "NAMESPACE")
+def _simple(r: Reader, tag: str, name: str) -> c.Command:
+    return c.Simple(tag, name)
+
+
+@command("LOGIN")
+def _login(r: Reader, tag: str, name: str) -> c.Command:
+    r.sp()
+    user = r.astring("user name")
+    r.sp()
+    password = r.astring("password")
+    return c.Login(tag, name, user, password)
+
+
+@command("AUTHENTICATE")
+def _authenticate(r: Reader, tag: str, name: str) -> c.Command:
+    r.sp()
+    mech = r.atom("SASL mechanism").upper()
+    initial = None
+    if r.try_sp():
+        tok = r._match(_BASE64_RE)
+        if not tok:
+            raise r.error("Expected base64 initial response")
+        initial = tok
+    return c.Authenticate(tag, name, mech, initial)
+
+
+@command("ENABLE")
+def _enable(r: Reader, tag: str, name: str) -> c.Command:
+    caps = []
+    while r.try_sp():
+        caps.append(r.atom("capability").upper())
+    if not caps:
+        raise r.error("ENABLE needs at least one capability")
+    return c.Enable(tag, name, caps)
+
+
+@command("ID")
+def _id(r: Reader, tag: str, name: str) -> c.Command:
+    r.sp()
+    if r.peek(3).upper() == b"NIL":
+        r.pos += 3
+        return c.Id(tag, name, None)
+    r.expect(b"(", "Expected '(' or NIL")
+    params: dict[str, str | None] = {}
+    if r.peek() != b")":
+        while True:
+            key = _text(r.string("ID field name"))
+            r.sp()
+            value = r.nstring("ID field value")
+            if len(params) < 30:
+                params[key[:64]] = None if value is None else _text(value[:1024])
+            if not r.try_sp():
+                break
+    r.expect(b")", "Expected ')' to end ID list")
+    return c.Id(tag, name, params)
+
+
+@command("SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE")
+def _mailbox_cmd(r: Reader, tag: str, name: str) -> c.Command:
+    r.sp()
+    mailbox = r.mailbox()
+    params: list[Any] = []
+    if name in ("SELECT", "EXAMINE", "CREATE") and r.try_sp():
+        params = _generic_list(r)
+    return c.MailboxCommand(tag, name, mailbox, params)
+
+
+@command("RENAME")
+def _rename(r: Reader, tag: str, name: str) -> c.Command:
+    r.sp()
+    old = r.mailbox()
+    r.sp()
+    new = r.mailbox()
+    return c.Rename(tag, name, old, new)
+
+
+@command("LIST", "LSUB")
+def _list(r: Reader, tag: str, name: str) -> c.Command:
+    r.sp()
+    select_opts: list[str] = []
+    if name == "LIST" and r.peek() == b"(":
+        select_opts = [str(x).upper() for x in _generic_list(r)]
+        r.sp()
+    reference = r.mailbox()
+    r.sp()
+    patterns: list[str] = []
+    if name == "LIST" and r.peek() == b"(":
+        r.pos += 1
+        patterns.append(r.list_mailbox())
+        while r.try_sp():
+            patterns.append(r.list_mailbox())
+        r.expect(b")", "Expected ')' to end pattern list")
+    else:
+        patterns.append(r.list_mailbox())
+    return_opts: list[Any] = []
+    if name == "LIST" and r.try_sp():
+        r.expect(b"RETURN", "Expected RETURN")
+        r.sp()
+        return_opts = _generic_list(r)
+    return c.List(tag, name, reference, patterns, select_opts, return_opts)
+
+
+STATUS_ITEMS = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE", "HIGHESTMODSEQ", "DELETED", "APPENDLIMIT", "MAILBOXID"}
+
+
+@command("STATUS")
+def _status(r: Reader, tag: str, name: str) -> c.Command:
+    r.sp()
+    mailbox = r.mailbox()
+    r.sp()
+    r.expect(b"(", "Expected '(' to start status items")
+    items = [r.atom("status item").upper()]
+    while r.try_sp():
+        items.append(r.atom("status item").upper())
+    r.expect(b")", "Expected ')' to end status items")
+    for item in items:
+        if item not in STATUS_ITEMS:
+            raise ParseError(f"Unknown STATUS item {item}")
+    return c.Status(tag, name, mailbox, items)
+
+
+@command("APPEND")
+def _append(r: Reader, tag: str, name: str) -> c.Command:
+    r.sp()
+    mailbox = r.mailbox()
+    messages: list[c.AppendMessage] = []
+    while r.try_sp():
+        flags: list[str] = []
+        date: float | None = None
+        if r.peek() == b"(":
+            flags = r.flag_list()
+            r.sp()
+        if r.peek() == b'"':
+            date = r.date_time()
+            r.sp()
+        binary = r.peek() == b"~"
+        if r.peek() not in (b"{", b"~"):
+            raise r.error("Expected message literal")
+        data = r._literal()
+        if data is None:
+            raise r.error("Invalid message literal")
+        if not binary and b"\x00" in data:
+            raise ParseError("NUL octet in message literal (use literal8 for binary)")
+        messages.append(c.AppendMessage(flags, date, data, binary))
+    if not messages:
+        raise r.error("Expected message literal")
+    return c.Append(tag, name, mailbox, messages)
+
+
+@command("SEARCH")
+def _search(r: Reader, tag: str, name: str, uid: bool = False) -> c.Command:
+    r.sp()
+    return_opts: list[str] | None = None
+    charset: str | None = None
+    if r.peek(7).upper() == b"RETURN ":
+        r.pos += 7
+        r.expect(b"(", "Expected '(' after RETURN")
+        return_opts = []
+        if r.peek() != b")":
+            return_opts.append(r.atom("return option").upper())
+            while r.try_sp():
+                return_opts.append(r.atom("return option").upper())
+        r.expect(b")", "Expected ')' to end RETURN options")
+        for opt in return_opts:
+            if opt not in ("MIN", "MAX", "ALL", "COUNT", "SAVE"):
+                raise ParseError(f"Unknown SEARCH RETURN option {opt}")
+        r.sp()
+    if r.peek(8).upper() == b"CHARSET ":
+        r.pos += 8
+        charset = _text(r.astring("charset")).upper()
+        r.sp()
+    keys = [search_key(r)]
+    while r.try_sp():
+        keys.append(search_key(r))
+    key = keys[0] if len(keys) == 1 else ("AND", keys)
+    return c.Search(tag, name, key, charset, return_opts, uid)
+
+
+_SEARCH_FLAG_KEYS = {
+    "ANSWERED": ("FLAG", "\\Answered"),
+    "DELETED": ("FLAG", "\\Deleted"),
+    "DRAFT": ("FLAG", "\\Draft"),
+    "FLAGGED": ("FLAG", "\\Flagged"),
+    "SEEN": ("FLAG", "\\Seen"),
+    "UNANSWERED": ("UNFLAG", "\\Answered"),
+    "UNDELETED": ("UNFLAG", "\\Deleted"),
+    "UNDRAFT": ("UNFLAG", "\\Draft"),
+    "UNFLAGGED": ("UNFLAG", "\\Flagged"),
+    "UNSEEN": ("UNFLAG", "\\Seen"),
+    "ALL": ("ALL",),
+    "NEW": ("NEW",),
+    "OLD": ("OLD",),
+    "RECENT": ("RECENT",),
+}
+_SEARCH_HEADER_KEYS = {"FROM", "TO", "CC", "BCC", "SUBJECT"}
+_SEARCH_DATE_KEYS = {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"}
+
+
+def search_key(r: Reader) -> c.SearchKey:
+    """One search-key; OR chains nested to the right are read without recursion."""
+    ch = r.peek()
+    if ch == b"(":
+        r.pos += 1
+        r.enter()
+        keys = [search_key(r)]
+        while r.try_sp():
+            keys.append(search_key(r))
+        r.expect(b")", "Expected ')' to end search group")
+        r.leave()
+        return keys[0] if len(keys) == 1 else ("AND", keys)
+    if ch.isdigit() or ch in (b"*", b"$"):
+        return ("SEQ", r.seqset())
+    word = r.atom("search key").upper()
+    simple = _SEARCH_FLAG_KEYS.get(word)
+    if simple is not None:
+        return simple
+    if word in _SEARCH_HEADER_KEYS:
+        r.sp()
+        return ("HEADER", word, r.astring(f"{word} value"))
+    if word in ("BODY", "TEXT"):
+        r.sp()
+        return (word, r.astring(f"{word} value"))
+    if word in _SEARCH_DATE_KEYS:
+        r.sp()
+        return (word, r.date())
+    if word in ("KEYWORD", "UNKEYWORD"):
+        r.sp()
+        kw = r.flag()
+        return ("FLAG" if word == "KEYWORD" else "UNFLAG", kw)
+    if word == "HEADER":
+        r.sp()
+        field = _text(r.astring("header field name")).upper()
+        r.sp()
+        return ("HEADER", field, r.astring("header value"))
+    if word in ("LARGER", "SMALLER"):
+        r.sp()
+        return (word, r.number("size", limit=(1 << 63) - 1))
+    if word in ("OLDER", "YOUNGER"):
+        r.sp()
+        return (word, r.nz_number("interval"))
+    if word == "MODSEQ":
+        r.sp()
+        if r.peek() == b'"':  # optional entry name and type
+            r.string("entry name")
+            r.sp()
+            r.atom("entry type")
+            r.sp()
+        return ("MODSEQ", r.number("mod-sequence", limit=(1 << 63) - 1))
+    if word == "UID":
+        r.sp()
+        return ("UID", r.seqset())
+    if word == "NOT":
+        r.sp()
+        r.enter()
+        inner = search_key(r)
+        r.leave()
+        return ("NOT", inner)
+    if word == "OR":
+        # OR a OR b OR c d  ->  ("ORN", [a, b, c, d]) without recursing per OR
+        operands: list[c.SearchKey] = []
+        while True:
+            r.sp()
+            r.enter()
+            operands.append(search_key(r))
+            r.leave()
+            r.sp()
+            if r.peek(3).upper() == b"OR " and len(operands) < 100000:
+                r.pos += 2
+                continue
+            r.enter()
+            operands.append(search_key(r))
+            r.leave()
+            break
+        if len(operands) == 2:
+            return ("OR", operands[0], operands[1])
+        return ("ORN", operands)
+    raise ParseError(f"Unknown search key {word[:40]}")
+
+
+_FETCH_MACROS = {
+    "ALL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"],
+    "FAST": ["FLAGS", "INTERNALDATE", "RFC822.SIZE"],
+    "FULL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"],
+}
+_FETCH_SIMPLE = {
+    "ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE", "RFC822.TEXT",
+    "BODY", "BODYSTRUCTURE", "UID", "MODSEQ", "EMAILID", "THREADID", "SAVEDATE",
+}
+_FETCH_NAME_RE = re.compile(rb"[A-Za-z0-9.]+")
+
+
+@command("FETCH")
+def _fetch(r: Reader, tag: str, name: str, uid: bool = False) -> c.Command:
+    r.sp()
+    seqset = r.seqset()
+    r.sp()
+    items: list[c.FetchItem] = []
+    if r.peek() == b"(":
+        r.pos += 1
+        items.append(fetch_att(r))
+        while r.try_sp():
+            items.append(fetch_att(r))
+        r.expect(b")", "Expected ')' to end fetch attributes")
+    else:
+        m = _FETCH_NAME_RE.match(r.text, r.pos)
+        word = m.group().decode().upper() if m else ""
+        if word in _FETCH_MACROS and r.text[m.end() : m.end() + 1] in (b"", b" ") if m else False:
+            r.pos = m.end()  # type: ignore[union-attr]
+            items = [c.FetchItem(n) for n in _FETCH_MACROS[word]]
+        else:
+            items.append(fetch_att(r))
+    modifiers: dict[str, Any] = {}
+    if r.try_sp():
+        modifiers = _modifiers(r)
+    return c.Fetch(tag, name, seqset, items, modifiers, uid)
+
+
+def fetch_att(r: Reader) -> c.FetchItem:
+    m = _FETCH_NAME_RE.match(r.text, r.pos)
+    if not m:
+        raise r.error("Expected fetch attribute")
+    word = m.group().decode().upper()
+    r.pos = m.end()
+    if r.peek() == b"[":
+        if word in ("BODY", "BODY.PEEK"):
+            section = _section(r, binary=False)
+            return c.FetchItem("BODY[]", section, _partial(r), peek=word == "BODY.PEEK")
+        if word in ("BINARY", "BINARY.PEEK"):
+            section = _section(r, binary=True)
+            return c.FetchItem("BINARY[]", section, _partial(r), peek=word == "BINARY.PEEK")
+        if word == "BINARY.SIZE":
+            return c.FetchItem("BINARY.SIZE[]", _section(r, binary=True))
+        raise ParseError(f"Fetch attribute {word} takes no section")
+    if word in _FETCH_SIMPLE:
+        return c.FetchItem(word)
+    if word in _FETCH_MACROS:
+        raise ParseError(f"{word} must be used alone, not inside a list")
+    raise ParseError(f"Unknown fetch attribute {word[:40]}")
+
+
+def _section(r: Reader, binary: bool) -> c.Section:
+    r.expect(b"[")
+    path: list[int] = []
+    spec: str | None = None
+    fields: tuple[str, ...] = ()
+    while r.peek().isdigit():
+        n = r.number("part number")
+        if n == 0 and not binary:
+            spec = "HEADER"  # obsolete IMAP2bis BODY[0] / BODY[1.0]: the header
+            break
+        if n == 0:
+            raise ParseError("Part number must not be zero")
+        path.append(n)
+        if r.peek() == b".":
+            r.pos += 1
+            continue
+        break
+    if spec is None and r.peek() != b"]":
+        if binary:
+            raise r.error("BINARY sections take part numbers only")
+        m = _FETCH_NAME_RE.match(r.text, r.pos)
+        word = m.group().decode().upper() if m else ""
+        if word not in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"):
+            raise r.error("Invalid section specifier")
+        if word == "MIME" and not path:
+            raise ParseError("MIME section needs a part number")
+        r.pos = m.end()  # type: ignore[union-attr]
+        spec = word
+        if word.startswith("HEADER.FIELDS"):
+            r.sp()
+            r.expect(b"(", "Expected '(' to start header field list")
+            names = [_text(r.astring("header field name")).upper()]
+            while r.try_sp():
+                names.append(_text(r.astring("header field name")).upper())
+            r.expect(b")", "Expected ')' to end header field list")
+            fields = tuple(names)
+    r.expect(b"]", "Expected ']' to end section")
+    return c.Section(tuple(path), spec, fields)
+
+
+def _partial(r: Reader) -> tuple[int, int] | None:
+    if r.peek() != b"<":
+        return None
+    r.pos += 1
+    offset = r.number("partial offset")
+    r.expect(b".", "Expected '.' in partial range")
+    length = r.nz_number("partial length")
+    r.expect(b">", "Expected '>' to end partial range")
+    return (offset, length)
+
+
+def _modifiers(r: Reader) -> dict[str, Any]:
+    """Fetch/store modifiers such as (CHANGEDSINCE 5) or (UNCHANGEDSINCE 3)."""
+    items = _generic_list(r)
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(items):
+        key = str(items[i]).upper()
+        if key in ("CHANGEDSINCE", "UNCHANGEDSINCE"):
+            if i + 1 >= len(items) or not str(items[i + 1]).isdigit():
+                raise ParseError(f"{key} needs a number")
+            out[key] = int(items[i + 1])
+            i += 2
+        elif key == "VANISHED":
+            out[key] = True
+            i += 1
+        else:
+            raise ParseError(f"Unknown modifier {key[:40]}")
+    return out
+
+
+@command("STORE")
+def _store(r: Reader, tag: str, name: str, uid: bool = False) -> c.Command:
+    r.sp()
+    seqset = r.seqset()
+    r.sp()
+    modifiers: dict[str, Any] = {}
+    if r.peek() == b"(":
+        modifiers = _modifiers(r)
+        r.sp()
+    m = _STORE_RE.match(r.text, r.pos)
+    if not m:
+        raise r.error("Expected FLAGS, +FLAGS or -FLAGS")
+    r.pos = m.end()
+    mode = {b"": "set", b"+": "add", b"-": "remove"}[m.group(1)]
+    silent = m.group(2) is not None
+    r.sp()
+    if r.peek() == b"(":
+        flags = r.flag_list()
+    else:
+        flags = [r.flag()]
+        while r.try_sp():
+            flags.append(r.flag())
+    for f in flags:
+        if f.lower() in ("\\recent", "\\*"):
+            raise ParseError(f"{f} cannot be stored")
+    return c.Store(tag, name, seqset, mode, silent, flags, modifiers, uid)
+
+
+@command("COPY", "MOVE")
+def _copy(r: Reader, tag: str, name: str, uid: bool = False) -> c.Command:
+    r.sp()
+    seqset = r.seqset()
+    r.sp()
+    return c.CopyMove(tag, name, seqset, r.mailbox(), uid)
+
+
+def _uid_expunge(r: Reader, tag: str, name: str) -> c.Command:
+    r.sp()
+    return c.UidExpunge(tag, name, r.seqset())
+
+
+_UID_COMMANDS: dict[str, Callable[[Reader, str, str], c.Command]] = {
+    "FETCH": lambda r, t, n: _fetch(r, t, n, uid=True),
+    "STORE": lambda r, t, n: _store(r, t, n, uid=True),
+    "SEARCH": lambda r, t, n: _search(r, t, n, uid=True),
+    "COPY": lambda r, t, n: _copy(r, t, n, uid=True),
+    "MOVE": lambda r, t, n: _copy(r, t, n, uid=True),
+    "EXPUNGE": _uid_expunge,
+}
+
+
+def _generic_list(r: Reader) -> list[Any]:
+    """A parenthesised list of atoms, numbers, strings and nested lists."""
+    r.expect(b"(", "Expected '('")
+    r.enter()
+    out: list[Any] = []
+    if r.peek() != b")":
+        while True:
+            ch = r.peek()
+            if ch == b"(":
+                out.append(_generic_list(r))
+            elif ch in (b'"', b"{"):
+                out.append(_text(r.string()))
+            else:
+                tok = r._match(_ASTRING_RE)
+                if tok is None:
+                    raise r.error("Expected list element")
+                out.append(tok.decode("ascii", "replace"))
+            if not r.try_sp():
+                break
+    r.expect(b")", "Expected ')' to end list")
+    r.leave()
+    return out

@@ -1,0 +1,140 @@
+"""The client's view of the selected mailbox: sequence numbers and pending updates.
+
+The mailbox (store layer) knows what is on disk now; the view knows what the
+client has been told.  They differ between an expunge made elsewhere and the
+moment RFC 3501 lets us announce it (never during FETCH, STORE or SEARCH),
+so message sequence numbers always mean what the client thinks they mean.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import Sequence
+
+from .protocol import responses as R
+from .store.base import Mailbox
+
+
+class SelectedView:
+    def __init__(self, mailbox: Mailbox, readonly: bool) -> None:
+        self.mailbox = mailbox
+        self.readonly = readonly
+        self.uids: list[int] = list(mailbox.uids())  # what the client knows, in order
+        self.pending_expunged: set[int] = set()  # gone on disk, not yet announced
+        self.pending_flags: set[int] = set()
+        self.known_keywords: tuple[str, ...] = tuple(mailbox.keywords())
+        self.condstore = False
+
+    # -------------------------------------------------------------- lookups
+    def __len__(self) -> int:
+        return len(self.uids)
+
+    def uid_of(self, seq: int) -> int:
+        return self.uids[seq - 1]
+
+    def seq_of(self, uid: int) -> int | None:
+        i = bisect_left(self.uids, uid)
+        if i < len(self.uids) and self.uids[i] == uid:
+            return i + 1
+        return None
+
+    def is_expunged(self, uid: int) -> bool:
+        return uid in self.pending_expunged
+
+    def flags_with_recent(self, uid: int) -> list[str]:
+        if uid in self.pending_expunged:
+            return []
+        flags = sorted(self.mailbox.flags(uid))
+        if self.mailbox.is_recent(uid):
+            flags.append("\\Recent")
+        return flags
+
+    def flags_response(self, uid: int, seq: int, with_uid: bool = False) -> bytes:
+        items = b"FLAGS " + R.flag_list(self.flags_with_recent(uid))
+        if with_uid:
+            items = b"UID %d " % uid + items
+        return b"* %d FETCH (" % seq + items + b")\r\n"
+
+    # --------------------------------------------------------------- changes
+    def report_changes(self, allow_expunge: bool) -> bytes:
+        """Sync with the store and return the untagged responses the client is owed."""
+        changes = self.mailbox.sync()
+        out = bytearray()
+        if changes.expunged:
+            self.pending_expunged.update(changes.expunged)
+        if changes.flags_changed:
+            self.pending_flags.update(changes.flags_changed)
+        if allow_expunge and self.pending_expunged:
+            out += self._announce_expunges()
+        if changes.added:
+            last = self.uids[-1] if self.uids else 0
+            new = [u for u in changes.added if u > last]
+            if new:
+                self.uids.extend(new)
+                out += b"* %d EXISTS\r\n" % len(self.uids)
+                recent = sum(1 for u in self.mailbox.uids() if self.mailbox.is_recent(u))
+                out += b"* %d RECENT\r\n" % recent
+        keywords = tuple(self.mailbox.keywords())
+        if keywords != self.known_keywords:
+            self.known_keywords = keywords
+            out += self.flags_line()
+        if self.pending_flags:
+            with_uid = self.condstore
+            for uid in sorted(self.pending_flags):
+                if uid in self.pending_expunged:
+                    continue
+                seq = self.seq_of(uid)
+                if seq is not None:
+                    out += self.flags_response(uid, seq, with_uid)
+            self.pending_flags.clear()
+        return bytes(out)
+
+    def _announce_expunges(self) -> bytes:
+        gone = self.pending_expunged
+        positions = [i for i, u in enumerate(self.uids) if u in gone]
+        out = bytearray()
+        for shift, pos in enumerate(positions):
+            out += b"* %d EXPUNGE\r\n" % (pos + 1 - shift)
+        self.uids = [u for u in self.uids if u not in gone]
+        self.pending_expunged = set()
+        return bytes(out)
+
+    # ------------------------------------------------------------ responses
+    def flags_line(self) -> bytes:
+        system = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"]
+        return b"* FLAGS " + R.flag_list(system + list(self.mailbox.keywords())) + b"\r\n"
+
+    def permanent_flags_line(self) -> bytes:
+        if self.readonly:
+            return b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n"
+        flags = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"] + list(self.mailbox.keywords())
+        if self.mailbox.can_create_keywords():
+            flags.append("\\*")
+        return b"* OK [PERMANENTFLAGS " + R.flag_list(flags) + b"] Flags permitted\r\n"
+
+    # ------------------------------------------------------ message selection
+    def resolve(self, seqset: object, uid: bool) -> list[tuple[int, int]]:
+        """(seq, uid) pairs named by a sequence set; ValueError for bad numbers."""
+        from .protocol.seqset import SeqSet
+
+        assert isinstance(seqset, SeqSet)
+        if uid:
+            picked = seqset.select_uids(self.uids)
+            return [(self.seq_of(u) or 0, u) for u in picked]
+        numbers = seqset.message_numbers(len(self.uids))
+        return [(n, self.uids[n - 1]) for n in numbers]
+
+    def close(self) -> None:
+        self.mailbox.close()
+
+    def watch_fds(self) -> list[int]:
+        return self.mailbox.watch_fds()
+
+    def drain_watch(self) -> None:
+        drain = getattr(self.mailbox, "drain_watch", None)
+        if drain is not None:
+            drain()
+
+
+def seqs_for_uids(view: SelectedView, uids: Sequence[int]) -> list[int]:
+    return [s for s in (view.seq_of(u) for u in uids) if s is not None]

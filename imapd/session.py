@@ -1,0 +1,455 @@
+"""The session: IMAP state machine, command dispatch and the one event loop.
+
+`Session` is free of I/O: bytes go in with `receive()`, response bytes
+accumulate in `out`, and `pump()` advances the parser and the running
+command only while the output buffer is below its high-water mark, so a
+client that stops reading cannot make the process grow without bound.
+`run()` at the bottom is the `selectors` loop that ties a `Session` to a
+transport, the mailbox's change notifications and the timers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterator
+
+from . import log
+from .commands import CommandError, Continuation, Result, handler_for
+from .config import Config
+from .protocol import responses as R
+from .protocol import states
+from .protocol.commands import Command
+from .protocol.parser import Limits, NeedLiteral, Parser, ProtocolError, RawLine
+
+BASE_CAPABILITIES = [
+    "IMAP4rev1", "LITERAL+", "SASL-IR", "LOGIN-REFERRALS", "ID", "ENABLE", "IDLE", "NAMESPACE",
+    "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "ESEARCH", "SEARCHRES", "BINARY", "STATUS=SIZE",
+    "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE",
+]
+
+
+class Session:
+    """One client's IMAP conversation."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        user: Any = None,
+        store_opener: Callable[[Any], Any] | None = None,
+        login_backend: Any = None,
+        tls_available: bool = False,
+        tls_active: bool = False,
+        secure_channel: bool = False,
+        on_login: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.config = config
+        lim = config.limits
+        self.parser = Parser(Limits(lim.line_length, lim.literal_size, lim.append_size, lim.nesting_depth))
+        self.out = bytearray()
+        self.high_water = max(64 * 1024, min(lim.output_buffer, 64 << 20))
+        self.state = states.NOT_AUTHENTICATED
+        self.user = user  # auth.base.User or a name, once authenticated
+        self._store: Any = None
+        self.selected: Any = None  # selected.SelectedView
+        self.enabled: set[str] = set()
+        self.client_id: dict[str, str | None] | None = None
+        self.store_opener = store_opener
+        self.login_backend = login_backend
+        self.on_login = on_login
+        self.tls_available = tls_available
+        self.tls_active = tls_active
+        self.secure_channel = secure_channel  # loopback, unix socket, ssh, tty
+        self.failed_logins = 0
+        self.bad_commands = 0
+        self.finished = False
+        self.start_tls_requested = False
+        self.idling = False
+        self.idle_tag = ""
+        self._running: Iterator[Any] | None = None
+        self._running_cmd: Command | None = None
+        self._awaiting_line = False
+        self.last_activity = time.monotonic()
+        self.search_result: list[int] = []  # SEARCHRES `$` (UIDs)
+        if user is not None:
+            self._become_authenticated(user)
+
+    # ------------------------------------------------------------ greeting
+    def capabilities(self) -> list[str]:
+        """Capabilities that are really enabled in this state and configuration."""
+        caps = list(BASE_CAPABILITIES)
+        if self.state == states.NOT_AUTHENTICATED:
+            if self.tls_available and not self.tls_active:
+                caps.append("STARTTLS")
+            if self.plaintext_login_allowed():
+                caps += ["AUTH=PLAIN", "AUTH=LOGIN"]
+            else:
+                caps.append("LOGINDISABLED")
+        return caps
+
+    def plaintext_login_allowed(self) -> bool:
+        return self.tls_active or self.secure_channel or bool(self.config.auth.allow_plaintext)
+
+    def greeting(self) -> bytes:
+        caps = " ".join(self.capabilities())
+        if self.state == states.NOT_AUTHENTICATED:
+            return R.untagged("imapd ready.", code=f"CAPABILITY {caps}")
+        return R.untagged("imapd ready, logged in as " + self.user_name, code=f"CAPABILITY {caps}", status="PREAUTH")
+
+    @property
+    def user_name(self) -> str:
+        return getattr(self.user, "name", None) or str(self.user)
+
+    # --------------------------------------------------------------- input
+    def receive(self, data: bytes) -> None:
+        self.parser.feed(data)
+
+    def wants_input(self) -> bool:
+        """Read more from the client only while its unprocessed input is small."""
+        return not self.finished and self.parser.buffered < max(1 << 20, self.config.limits.line_length * 2)
+
+    def idle_timeout(self) -> float:
+        lim = self.config.limits
+        return lim.login_timeout if self.state == states.NOT_AUTHENTICATED else lim.autologout
+
+    # ---------------------------------------------------------------- pump
+    def pump(self) -> None:
+        """Run commands until input runs out, output is full, or the session ends."""
+        while not self.finished and len(self.out) < self.high_water:
+            if self.start_tls_requested:
+                return  # bytes pipelined after STARTTLS are discarded, never run
+            if self._running is not None:
+                if self._awaiting_line:
+                    ev = self.parser.next_event()
+                    if ev is None:
+                        return
+                    self._resume_with(ev)
+                    continue
+                self._step(None)
+                continue
+            if self.idling:
+                ev = self.parser.next_event()
+                if ev is None:
+                    return
+                self._idle_input(ev)
+                continue
+            ev = self.parser.next_event()
+            if ev is None:
+                return
+            self._handle_event(ev)
+
+    def _handle_event(self, ev: object) -> None:
+        if isinstance(ev, NeedLiteral):
+            self.out += R.continuation("Ready for literal data")
+            return
+        self.last_activity = time.monotonic()
+        if isinstance(ev, ProtocolError):
+            self._protocol_error(ev)
+            return
+        if isinstance(ev, RawLine):  # a raw line nobody asked for: treat as garbage
+            self._protocol_error(ProtocolError("*", "Unexpected continuation data"))
+            return
+        assert isinstance(ev, Command)
+        self._start(ev)
+
+    def _protocol_error(self, ev: ProtocolError) -> None:
+        if ev.fatal:
+            self.out += R.untagged(ev.text, code=ev.code, status="BYE")
+            self.finish(f"protocol error: {ev.text}")
+            return
+        if ev.status == "NO":
+            self.out += R.tagged(ev.tag, "NO", ev.text, ev.code)
+            return
+        self.bad_commands += 1
+        if ev.tag == "*":
+            self.out += R.untagged(ev.text, code=ev.code, status="BAD")
+        else:
+            self.out += R.tagged(ev.tag, "BAD", ev.text, ev.code)
+        if self.bad_commands >= self.config.limits.bad_commands:
+            self.out += R.untagged("Too many invalid commands", status="BYE")
+            self.finish("too many invalid commands")
+
+    # ----------------------------------------------------------- dispatch
+    def _start(self, cmd: Command) -> None:
+        allowed = states.ALLOWED[self.state]
+        if cmd.name not in allowed:
+            self.bad_commands += 1
+            self.out += R.tagged(cmd.tag, "BAD", states.refusal(self.state, cmd.name))
+            if self.bad_commands >= self.config.limits.bad_commands:
+                self.out += R.untagged("Too many invalid commands", status="BYE")
+                self.finish("too many invalid commands")
+            return
+        handler = handler_for(cmd.name)
+        if handler is None:
+            self.out += R.tagged(cmd.tag, "BAD", f"{cmd.name} is not implemented")
+            return
+        self.bad_commands = 0
+        self._running_cmd = cmd
+        try:
+            result = handler(self, cmd)
+        except Exception as e:  # noqa: BLE001 - every failure becomes a tagged answer
+            self._finish_command(cmd, self._error_result(e))
+            return
+        if hasattr(result, "__next__"):
+            self._running = result
+            self._step(None)
+        else:
+            self._finish_command(cmd, result)
+
+    def _step(self, value: Any) -> None:
+        """Advance the running handler by one item."""
+        gen = self._running
+        cmd = self._running_cmd
+        assert gen is not None and cmd is not None
+        try:
+            item = gen.send(value) if value is not None else next(gen)
+        except StopIteration as stop:
+            self._running = None
+            self._finish_command(cmd, stop.value)
+            return
+        except Exception as e:  # noqa: BLE001
+            self._running = None
+            self._finish_command(cmd, self._error_result(e))
+            return
+        if isinstance(item, Continuation):
+            self.out += R.continuation(item.text) if item.text else b"+ \r\n"
+            self._awaiting_line = True
+            self.parser.raw_mode = True
+        elif item:
+            self.out += item
+
+    def _resume_with(self, ev: object) -> None:
+        self._awaiting_line = False
+        if isinstance(ev, RawLine):
+            self._step(ev.data)
+        else:  # cannot happen in raw mode, but never leave a handler hanging
+            self._running = None
+            self._finish_command(self._running_cmd, Result("BAD", "Unexpected input"))  # type: ignore[arg-type]
+
+    def _error_result(self, e: Exception) -> Result:
+        from .store.base import StoreError
+
+        if isinstance(e, CommandError):
+            return Result(e.status, e.text, e.code)
+        if isinstance(e, StoreError):
+            return Result("NO", e.text, e.code)
+        log.exception(f"internal error in {self._running_cmd.name if self._running_cmd else '?'}")
+        return Result("NO", "Internal server error, logged", "SERVERBUG")
+
+    def _finish_command(self, cmd: Command, result: Result | None) -> None:
+        if result is None:
+            result = Result()
+        self._running_cmd = None
+        if self.selected is not None and not self.finished and not self.idling:
+            allow_expunge = not (cmd.name in states.NO_EXPUNGE_DURING and not cmd.uid)
+            try:
+                self.out += self.selected.report_changes(allow_expunge)
+            except Exception:  # noqa: BLE001
+                log.exception("failed to report mailbox changes")
+        if self.idling:
+            return  # IDLE answers later, on DONE
+        self.out += R.tagged(cmd.tag, result.status, result.text, result.code)
+        if self.state == states.LOGOUT:
+            self.finish("logout")
+
+    # ------------------------------------------------------------- states
+    def _become_authenticated(self, user: Any) -> None:
+        self.user = user
+        self.state = states.AUTHENTICATED
+
+    @property
+    def store(self) -> Any:
+        """The user's mail store, opened on first use (after the greeting went out)."""
+        if self._store is None and self.store_opener is not None and self.state != states.NOT_AUTHENTICATED:
+            self._store = self.store_opener(self.user)
+        return self._store
+
+    def login_succeeded(self, user: Any) -> None:
+        """Called by LOGIN/AUTHENTICATE: drop privileges (on_login) then open the store."""
+        if self.on_login is not None:
+            self.on_login(user)
+        self._become_authenticated(user)
+        log.info(f"login: user={self.user_name}")
+
+    def select(self, view: Any) -> None:
+        self.close_selected()
+        self.selected = view
+        self.state = states.SELECTED
+
+    def close_selected(self) -> None:
+        if self.selected is not None:
+            try:
+                self.selected.close()
+            finally:
+                self.selected = None
+                self.state = states.AUTHENTICATED
+
+    def finish(self, why: str) -> None:
+        if not self.finished:
+            self.finished = True
+            log.info(f"session ends: {why}")
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        try:
+            self.close_selected()
+        except Exception:  # noqa: BLE001
+            log.exception("error closing mailbox")
+        if self._store is not None:
+            try:
+                self._store.close()
+            except Exception:  # noqa: BLE001
+                log.exception("error closing store")
+
+    # --------------------------------------------------------------- IDLE
+    def start_idle(self, tag: str) -> None:
+        self.idling = True
+        self.idle_tag = tag
+        self.parser.raw_mode = True
+        self.out += R.continuation("idling")
+
+    def _idle_input(self, ev: object) -> None:
+        self.last_activity = time.monotonic()
+        self.idling = False
+        if isinstance(ev, RawLine) and ev.data.strip().upper() == b"DONE":
+            if self.selected is not None:
+                self.out += self.selected.report_changes(True)
+            self.out += R.tagged(self.idle_tag, "OK", "IDLE terminated")
+        else:
+            self.parser.raw_mode = False
+            self.out += R.tagged(self.idle_tag, "BAD", "Expected DONE to end IDLE")
+
+    def mailbox_changed(self) -> None:
+        """Notification (inotify or poll) that the selected mailbox may have changed."""
+        if self.selected is not None and self.idling:
+            self.out += self.selected.report_changes(True)
+
+    # ------------------------------------------------------------- timers
+    def check_timers(self, now: float) -> None:
+        if self.finished:
+            return
+        if self._running is None and now - self.last_activity > self.idle_timeout():
+            self.out += R.untagged("Autologout; idle for too long", status="BYE")
+            self.finish("autologout")
+
+    def next_deadline(self) -> float:
+        return self.last_activity + self.idle_timeout()
+
+
+# ------------------------------------------------------------------ the loop
+
+
+def run(session: Session, transport: Any) -> None:
+    """Serve `session` over `transport` until logout, EOF or a timeout.
+
+    One `selectors` loop waits on the client's input, the client's output
+    (only while there is output pending), the selected mailbox's inotify
+    descriptor while idling, and the timers.  Nothing busy-waits.
+    """
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    registered: dict[int, int] = {}
+    idle_cfg = session.config.idle
+    next_keepalive = 0.0
+    next_poll = 0.0
+
+    def want(fd: int, events: int) -> None:
+        old = registered.get(fd, 0)
+        if events == old:
+            return
+        if events == 0:
+            sel.unregister(fd)
+            del registered[fd]
+        elif old == 0:
+            sel.register(fd, events)
+            registered[fd] = events
+        else:
+            sel.modify(fd, events)
+            registered[fd] = events
+
+    eof = False
+    try:
+        while True:
+            session.pump()
+            if session.out:
+                try:
+                    n = transport.write(bytes(session.out[:1 << 20]))
+                except OSError as e:
+                    log.info(f"client connection lost on write: {e}")
+                    session.finish("write failed")
+                    break
+                del session.out[:n]
+            if session.start_tls_requested and not session.out and not transport.has_pending_output():
+                session.start_tls_requested = False
+                session.parser.discard_input()
+                if not transport.start_tls():
+                    session.finish("TLS handshake failed")
+                    break
+                session.tls_active = True
+                continue
+            if session.finished and not session.out and not transport.has_pending_output():
+                break
+            if eof:
+                session.finish("client closed the connection")
+                continue
+            now = time.monotonic()
+            watch_fds: list[int] = []
+            if session.idling and session.selected is not None:
+                watch_fds = session.selected.watch_fds()
+                if next_keepalive == 0.0:
+                    next_keepalive = now + idle_cfg.keepalive
+                    next_poll = now + idle_cfg.poll_interval
+            else:
+                next_keepalive = 0.0
+            fd_events: dict[int, int] = {}
+            if session.wants_input() and not session.finished:
+                fd_events[transport.rfd] = fd_events.get(transport.rfd, 0) | selectors.EVENT_READ
+            if session.out or transport.has_pending_output():
+                fd_events[transport.wfd] = fd_events.get(transport.wfd, 0) | selectors.EVENT_WRITE
+            for fd in watch_fds:
+                fd_events[fd] = fd_events.get(fd, 0) | selectors.EVENT_READ
+            for fd in list(registered):
+                if fd not in fd_events:
+                    want(fd, 0)
+            for fd, ev in fd_events.items():
+                want(fd, ev)
+            deadline = session.next_deadline()
+            if session.idling:
+                deadline = min(deadline, next_keepalive)
+                if not watch_fds:
+                    deadline = min(deadline, next_poll)
+            if transport.has_buffered_input():
+                timeout = 0.0
+            else:
+                timeout = max(0.0, deadline - now)
+            events = sel.select(timeout) if registered else (time.sleep(timeout) or [])
+            now = time.monotonic()
+            ready = {key.fd: mask for key, mask in events}
+            if transport.rfd in ready and ready[transport.rfd] & selectors.EVENT_READ or transport.has_buffered_input():
+                try:
+                    data = transport.read()
+                except OSError as e:
+                    log.info(f"client connection lost on read: {e}")
+                    data = None
+                if data is None:
+                    eof = True
+                elif data:
+                    session.receive(data)
+            if session.idling and session.selected is not None:
+                changed = any(fd in ready for fd in watch_fds)
+                if changed:
+                    session.selected.drain_watch()
+                if changed or (not watch_fds and now >= next_poll):
+                    next_poll = now + idle_cfg.poll_interval
+                    session.mailbox_changed()
+                if now >= next_keepalive:
+                    next_keepalive = now + idle_cfg.keepalive
+                    session.out += R.untagged("Still here")
+            session.check_timers(now)
+    finally:
+        try:
+            session.finish("connection closed")
+        finally:
+            sel.close()
+            transport.close()

@@ -1,0 +1,335 @@
+"""The storage API: what the IMAP commands need from a mail store.
+
+Subclass `Store` (a user's tree of mailboxes) and `Mailbox` (one open folder) to
+serve mail from anywhere; the Maildir implementation in `imapd.store.maildir` is
+the reference.  Nothing above this module knows about files.
+
+Conventions shared by every implementation:
+
+* Mailbox names are Python `str` in Unicode, with the hierarchy delimiter
+  `Store.delimiter` between levels.  "INBOX" is spelled exactly so (the
+  command layer folds any case of it).  Encoding to modified UTF-7 on the wire
+  or on disk is the business of the layer that needs it.
+* Flags are `str`: system flags with their backslash (`\\Seen`, `\\Answered`,
+  `\\Flagged`, `\\Deleted`, `\\Draft`; `\\Recent` is never stored, the mailbox
+  reports it separately) and keywords as atoms (`$Forwarded`, `Junk`).
+* A message is read in its wire form: every line ends with CRLF.  Sizes count
+  that form.
+* Errors are raised as `StoreError` subclasses carrying the IMAP response code
+  the client should see, so the command layer turns them into `NO [CODE] text`.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterable, Iterator, Sequence
+
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+
+
+# --------------------------------------------------------------------- errors
+class StoreError(Exception):
+    """A store operation failed in a way the client should hear about."""
+
+    code: str | None = None  # IMAP response code, e.g. "NONEXISTENT"
+
+    def __init__(self, text: str, code: str | None = None) -> None:
+        super().__init__(text)
+        self.text = text
+        if code is not None:
+            self.code = code
+
+
+class NoSuchMailbox(StoreError):
+    code = "NONEXISTENT"
+
+
+class MailboxExists(StoreError):
+    code = "ALREADYEXISTS"
+
+
+class InvalidMailboxName(StoreError):
+    code = "CANNOT"
+
+
+class ReadOnlyStore(StoreError):
+    code = "READ-ONLY"
+
+
+class StoreLimit(StoreError):
+    code = "LIMIT"
+
+
+class OverQuota(StoreError):
+    code = "OVERQUOTA"
+
+
+class NoSuchMessage(StoreError):
+    """The message vanished (expunged by someone else) between listing and reading it."""
+
+    code = "EXPUNGEISSUED"
+
+
+# ---------------------------------------------------------------- value types
+@dataclass(frozen=True, slots=True)
+class MailboxInfo:
+    """One entry of `Store.list_mailboxes`.
+
+    `selectable` is False for a name that exists only as the parent of others
+    (reported `\\Noselect`).  `has_children` feeds `\\HasChildren` /
+    `\\HasNoChildren`.  `special_use` holds RFC 6154 attributes such as `\\Sent`.
+    """
+
+    name: str
+    selectable: bool = True
+    has_children: bool = False
+    special_use: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class MailboxStatus:
+    """Counts for STATUS and SELECT.  `size` is the sum of wire sizes (STATUS SIZE)."""
+
+    messages: int
+    recent: int
+    uidnext: int
+    uidvalidity: int
+    unseen: int
+    size: int
+    highestmodseq: int = 0
+
+
+@dataclass(slots=True)
+class SyncChanges:
+    """What changed in a mailbox since the previous `Mailbox.sync()`.
+
+    * `expunged`: UIDs that are gone, ascending.
+    * `added`: new UIDs, ascending, all greater than every UID seen before.
+    * `flags_changed`: UIDs (still present) whose flags were changed by someone
+      else.  Flag changes made through this `Mailbox` object are not repeated
+      here (the session already answered them), but expunges and additions made
+      through it are, so the session learns of every EXISTS/EXPUNGE in one place.
+    """
+
+    expunged: list[int] = field(default_factory=list)
+    added: list[int] = field(default_factory=list)
+    flags_changed: list[int] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.expunged or self.added or self.flags_changed)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """UIDPLUS data for APPEND: `[APPENDUID uidvalidity uid]`."""
+
+    uidvalidity: int
+    uid: int
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    """UIDPLUS data for COPY/MOVE: `[COPYUID uidvalidity src dst]` (pairs in order)."""
+
+    uidvalidity: int
+    source_uids: tuple[int, ...]
+    dest_uids: tuple[int, ...]
+
+
+# --------------------------------------------------------------------- Store
+class Store(abc.ABC):
+    """A user's tree of mailboxes."""
+
+    #: hierarchy delimiter on the wire, or None for a flat store.
+    delimiter: str | None = "."
+    #: True when nothing may be written (every mailbox opens read-only).
+    readonly: bool = False
+
+    @abc.abstractmethod
+    def list_mailboxes(self) -> list[MailboxInfo]:
+        """Every mailbox, INBOX included, plus implied parents (selectable=False).
+
+        Pattern matching (`%`, `*`, reference) is done by the command layer.
+        """
+
+    @abc.abstractmethod
+    def exists(self, name: str) -> bool:
+        """True if `name` is a selectable mailbox."""
+
+    @abc.abstractmethod
+    def create(self, name: str) -> None:
+        """Create `name` and any missing parents.  MailboxExists if it exists."""
+
+    @abc.abstractmethod
+    def delete(self, name: str) -> None:
+        """Delete a mailbox (RFC 3501 rules: never INBOX; a mailbox with children
+        loses its messages and becomes \\Noselect, or fails if already so)."""
+
+    @abc.abstractmethod
+    def rename(self, old: str, new: str) -> None:
+        """Rename `old` and its children.  Renaming INBOX moves its messages to
+        `new` and leaves INBOX empty."""
+
+    @abc.abstractmethod
+    def subscriptions(self) -> list[str]:
+        """Subscribed names, in no particular order."""
+
+    @abc.abstractmethod
+    def subscribe(self, name: str) -> None:
+        """Add `name` to the subscriptions (it need not exist)."""
+
+    @abc.abstractmethod
+    def unsubscribe(self, name: str) -> None:
+        """Remove `name` from the subscriptions."""
+
+    @abc.abstractmethod
+    def status(self, name: str) -> MailboxStatus:
+        """Counts for STATUS without selecting (and without taking \\Recent)."""
+
+    @abc.abstractmethod
+    def open(self, name: str, readonly: bool = False) -> "Mailbox":
+        """Open a mailbox for SELECT (readonly=False) or EXAMINE (readonly=True)."""
+
+    @abc.abstractmethod
+    def append(
+        self,
+        name: str,
+        message: BinaryIO,
+        flags: Iterable[str] = (),
+        internal_date: float | None = None,
+    ) -> AppendResult:
+        """Store a new message read from `message` (wire form, CRLF).
+
+        The message is written completely before it becomes visible.
+        `internal_date` is a POSIX timestamp; None means now.
+        """
+
+    def close(self) -> None:
+        """Release whatever the store holds (locks, watches)."""
+
+
+# ------------------------------------------------------------------- Mailbox
+class Mailbox(abc.ABC):
+    """One open mailbox.
+
+    The mailbox keeps a current list of UIDs (ascending) that changes only in
+    `sync()`; between syncs the answers below are stable, so sequence numbers
+    the session computed from `uids()` stay valid.
+    """
+
+    name: str
+    readonly: bool
+
+    @property
+    @abc.abstractmethod
+    def uidvalidity(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def uidnext(self) -> int: ...
+
+    @abc.abstractmethod
+    def uids(self) -> Sequence[int]:
+        """The UIDs present after the last sync, ascending."""
+
+    @abc.abstractmethod
+    def sync(self) -> SyncChanges:
+        """Look for changes made elsewhere (or by this session) and report them."""
+
+    @abc.abstractmethod
+    def flags(self, uid: int) -> frozenset[str]:
+        """Stored flags of a message (never \\Recent)."""
+
+    @abc.abstractmethod
+    def is_recent(self, uid: int) -> bool:
+        """True if this session holds \\Recent for the message."""
+
+    @abc.abstractmethod
+    def keywords(self) -> list[str]:
+        """Keywords defined in this mailbox (for FLAGS / PERMANENTFLAGS)."""
+
+    def can_create_keywords(self) -> bool:
+        """True if STORE may add keywords never seen before (`\\*` in PERMANENTFLAGS)."""
+        return not self.readonly
+
+    @abc.abstractmethod
+    def internal_date(self, uid: int) -> float:
+        """POSIX timestamp of the message's internal date."""
+
+    @abc.abstractmethod
+    def size(self, uid: int) -> int:
+        """Size of the message in wire form (CRLF line ends): RFC822.SIZE."""
+
+    @abc.abstractmethod
+    def read(self, uid: int) -> bytes:
+        """The whole message in wire form.  NoSuchMessage if it vanished."""
+
+    def open_stream(self, uid: int) -> BinaryIO:
+        """The message in wire form as a stream, for large bodies.
+
+        The default wraps `read()`; backends should stream from disk."""
+        import io
+
+        return io.BytesIO(self.read(uid))
+
+    @abc.abstractmethod
+    def store_flags(self, uids: Iterable[int], mode: str, flags: Iterable[str]) -> dict[int, frozenset[str]]:
+        """Change flags.  `mode` is "set", "add" or "remove".
+
+        Returns the new flags of every message whose flags were written
+        (a message that vanished is skipped).
+        """
+
+    @abc.abstractmethod
+    def expunge(self, uids: Iterable[int] | None = None) -> list[int]:
+        """Remove messages flagged \\Deleted (only those in `uids` if given).
+
+        Returns the UIDs removed, ascending.  The session's view learns of them
+        through the next `sync()` as well as through this return value.
+        """
+
+    @abc.abstractmethod
+    def copy_to(self, uids: Sequence[int], dest: str) -> CopyResult:
+        """Copy messages (with flags and internal dates) into mailbox `dest`."""
+
+    def move_to(self, uids: Sequence[int], dest: str) -> CopyResult:
+        """Move messages: copy, then remove the originals (RFC 6851)."""
+        result = self.copy_to(uids, dest)
+        self.remove(result.source_uids)
+        return result
+
+    @abc.abstractmethod
+    def remove(self, uids: Iterable[int]) -> list[int]:
+        """Remove messages regardless of \\Deleted (for MOVE).  Returns UIDs removed."""
+
+    # -- cache of derived data (ENVELOPE, BODYSTRUCTURE, parsed structure) -----
+    def cache_get(self, uid: int, key: str) -> object | None:
+        """A value cached for a message, or None.  The default caches nothing."""
+        return None
+
+    def cache_put(self, uid: int, key: str, value: object) -> None:
+        """Remember a derived value; it must be dropped if the message changes."""
+
+    def status(self) -> MailboxStatus:
+        """Counts of the open mailbox."""
+        uids = self.uids()
+        return MailboxStatus(
+            messages=len(uids),
+            recent=sum(1 for u in uids if self.is_recent(u)),
+            uidnext=self.uidnext,
+            uidvalidity=self.uidvalidity,
+            unseen=sum(1 for u in uids if "\\Seen" not in self.flags(u)),
+            size=sum(self.size(u) for u in uids),
+        )
+
+    def close(self) -> None:
+        """Release the mailbox (locks, watches); flush caches."""
+
+    def watch_fds(self) -> list[int]:
+        """File descriptors that become readable when the mailbox may have
+        changed (inotify); empty when the caller must poll."""
+        return []
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.uids())

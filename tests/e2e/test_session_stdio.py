@@ -1,0 +1,282 @@
+"""The real imapd process over pipes, a pty and a socket: the core conversation."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pexpect
+import pytest
+
+from harness import IMAPD, ImapPipe, make_maildir, mail_user, remove_maildir, server_env, tagged_status
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+@pytest.fixture
+def user():
+    return mail_user()
+
+
+@pytest.fixture
+def maildir(user):
+    root = make_maildir(user)
+    yield root
+    remove_maildir(root)
+
+
+def test_preauth_greeting_and_capability(user, maildir):
+    with ImapPipe(["--maildir", maildir], user) as c:
+        assert c.greeting.startswith(b"* PREAUTH [CAPABILITY IMAP4rev1 ")
+        lines = c.command("CAPABILITY")
+        assert lines[0].startswith(b"* CAPABILITY IMAP4rev1")
+        assert b"IDLE" in lines[0] and b"LITERAL+" in lines[0]
+        assert lines[-1] == b"t1 OK Capability completed"
+        assert c.command("NOOP")[-1].startswith(b"t2 OK")
+        lines = c.command("LOGOUT")
+        assert lines[0].startswith(b"* BYE")
+        assert lines[-1].startswith(b"t3 OK")
+        assert c.proc.wait(5) == 0
+
+
+def test_bad_commands_get_precise_bad_and_session_continues(user, maildir):
+    with ImapPipe(["--maildir", maildir], user) as c:
+        assert c.command("FROB") == [b"t1 BAD Unknown command FROB"]
+        lines = c.command("FETCH 1:* (FLAGS")
+        assert lines == [b"t2 BAD Expected ')' to end fetch attributes (at end of line)"]
+        lines = c.command("FETCH 1:* (FLAGS)")
+        assert b"requires a selected mailbox" in lines[-1]
+        lines = c.command('LOGIN "unterminated')
+        assert tagged_status(lines) == b"BAD"
+        assert c.command("NOOP")[-1].startswith(b"t5 OK")
+
+
+def test_synchronizing_literal_gets_continuation(user, maildir):
+    with ImapPipe(["--maildir", maildir], user) as c:
+        c.send(b"a1 ID (\"name\" {6}\r\n")
+        assert c.read_line().startswith(b"+ ")
+        c.send(b"mutt-x)\r\n")
+        lines = c.read_until_tagged("a1")
+        assert lines[0].startswith(b'* ID ("name" "imapd"')
+        assert lines[-1] == b"a1 OK ID completed"
+
+
+def test_pipelined_commands_and_bare_lf(user, maildir):
+    with ImapPipe(["--maildir", maildir], user) as c:
+        c.send(b"".join(b"p%d NOOP\n" % i for i in range(200)))
+        lines = c.read_until_tagged("p199")
+        assert [l for l in lines if l.startswith(b"p")] == [b"p%d OK NOOP completed" % i for i in range(200)]
+
+
+def test_eof_ends_quietly_with_status_zero(user, maildir):
+    with ImapPipe(["--maildir", maildir], user) as c:
+        c.proc.stdin.close()
+        assert c.proc.wait(5) == 0
+        assert c.proc.stderr.read() == b""  # nothing but protocol, ever
+
+
+def test_overlong_line_is_refused_and_session_survives(user, maildir):
+    with ImapPipe(["--maildir", maildir], user) as c:
+        c.send(b"big NOOP " + b"x" * 200_000 + b"\r\n")
+        lines = c.read_until_tagged("big")
+        assert lines[-1].startswith(b"big BAD [TOOBIG]")
+        assert c.command("NOOP")[-1].startswith(b"t1 OK")
+
+
+def test_too_many_bad_commands_end_with_bye(user, maildir):
+    cfg = _config("[limits]\nbad_commands = 3\n")
+    with ImapPipe(["--config", cfg, "--maildir", maildir], user) as c:
+        c.send(b"a\r\nb\r\nc\r\n")
+        out = b""
+        deadline = time.time() + 5
+        while b"BYE" not in out and time.time() < deadline:
+            out += c.read_some()
+        assert b"* BYE Too many invalid commands" in out
+        assert c.proc.wait(5) == 0
+
+
+def test_autologout(user, maildir):
+    cfg = _config("[limits]\nautologout = 1\n")
+    with ImapPipe(["--config", cfg, "--maildir", maildir], user) as c:
+        start = time.monotonic()
+        line = c.read_line(timeout=5)
+        assert line.startswith(b"* BYE Autologout")
+        assert time.monotonic() - start < 4
+        assert c.proc.wait(5) == 0
+
+
+def test_literal_beyond_limit(user, maildir):
+    cfg = _config("[limits]\nliteral_size = 100\n")
+    with ImapPipe(["--config", cfg, "--maildir", maildir], user) as c:
+        c.send(b"l1 ID (\"x\" {5000}\r\n")
+        assert c.read_line().startswith(b"l1 NO [TOOBIG]")
+        assert c.command("NOOP")[-1].startswith(b"t1 OK")
+        c.send(b"l2 ID (\"x\" {5000+}\r\n")
+        assert c.read_line().startswith(b"* BYE [TOOBIG]")
+        assert c.proc.wait(5) == 0
+
+
+def test_root_requires_login_and_refuses_preauth():
+    if os.geteuid() != 0:
+        pytest.skip("needs root to check what a root-started imapd does")
+    with ImapPipe([], as_root=True) as c:
+        assert c.greeting.startswith(b"* OK [CAPABILITY ")
+        lines = c.command("SELECT INBOX")
+        assert b"requires authentication" in lines[-1]
+    with ImapPipe(["--preauth"], as_root=True) as c:
+        assert c.greeting.startswith(b"* BYE")
+        assert c.proc.wait(5) == 1
+
+
+def test_cli_version_help_check_config(tmp_path):
+    env = server_env()
+    out = subprocess.run(IMAPD + ["--version"], capture_output=True, env=env, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("imapd ")
+    out = subprocess.run(IMAPD + ["--help"], capture_output=True, env=env, text=True)
+    assert out.returncode == 0 and "--check-config" in out.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[limits]\nline_length = -1\nbogus = 1\n[auth]\nbackend = "ldap"\n')
+    out = subprocess.run(IMAPD + ["--check-config", str(bad)], capture_output=True, env=env, text=True)
+    assert out.returncode == 1
+    assert "limits.line_length: must be greater than zero" in out.stdout
+    assert "limits.bogus: unknown key" in out.stdout
+    assert "auth.backend: must be one of" in out.stdout
+    good = tmp_path / "good.toml"
+    good.write_text("[limits]\nautologout = 600\n")
+    out = subprocess.run(IMAPD + ["--check-config", str(good)], capture_output=True, env=env, text=True)
+    assert out.returncode == 0, out.stdout
+
+
+def test_bad_config_at_connection_gives_bye(user, maildir, tmp_path):
+    cfg = _config("[limits\n")
+    with ImapPipe(["--config", cfg, "--maildir", maildir], user) as c:
+        assert c.greeting == b"* BYE [UNAVAILABLE] Server configuration error"
+
+
+def test_pty_session_with_pexpect(user, maildir):
+    """A person at a terminal: bare LF line ends, readable answers."""
+    cmd = IMAPD + ["--maildir", maildir]
+    child = pexpect.spawn(cmd[0], cmd[1:], env=server_env(), timeout=10,
+                          preexec_fn=None if os.geteuid() else _demote(user))
+    try:
+        child.expect(rb"\* PREAUTH")
+        child.sendline("a NOOP")
+        child.expect(rb"a OK NOOP completed")
+        child.sendline("b BOGUS")
+        child.expect(rb"b BAD Unknown command BOGUS")
+        child.sendline("c LOGOUT")
+        child.expect(rb"c OK")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+
+
+def test_socketpair_like_mutt_tunnel(user, maildir):
+    """mutt and mbsync run the tunnel command with one end of a socketpair as stdin and stdout."""
+    ours, theirs = socket.socketpair()
+    proc = subprocess.Popen(IMAPD + ["--maildir", maildir], stdin=theirs, stdout=theirs, stderr=subprocess.DEVNULL,
+                            env=server_env(), preexec_fn=None if os.geteuid() else _demote(user), cwd="/")
+    theirs.close()
+    try:
+        ours.settimeout(10)
+        f = ours.makefile("rwb")
+        assert f.readline().startswith(b"* PREAUTH")
+        f.write(b"a LOGOUT\r\n")
+        f.flush()
+        assert f.readline().startswith(b"* BYE")
+        assert f.readline().startswith(b"a OK")
+        assert proc.wait(5) == 0
+    finally:
+        ours.close()
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _socket_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if IN_CI:
+            pytest.fail(f"{name} is missing: .ci/run must install it")
+        pytest.skip(f"{name} not installed")
+    return path
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _wrapper_script(user, maildir) -> str:
+    """A command for a super-server: run imapd as the mail user."""
+    fd, path = tempfile.mkstemp(suffix=".sh", dir="/tmp")
+    drop = ""
+    if os.geteuid() == 0:
+        drop = f"exec setpriv --reuid={user.uid} --regid={user.gid} --clear-groups "
+    with os.fdopen(fd, "w") as f:
+        f.write(f"#!/bin/sh\nexport PYTHONPATH={server_env()['PYTHONPATH']}\nexport HOME=/tmp\n"
+                f"{drop}{' '.join(IMAPD)} --maildir {maildir}\n")
+    os.chmod(path, 0o755)
+    return path
+
+
+@pytest.mark.parametrize("tool", ["socat", "systemd-socket-activate"])
+def test_through_a_socket_super_server(user, maildir, tool):
+    """inetd-style: a super-server accepts TCP and runs imapd with the socket as stdin/stdout."""
+    exe = _socket_tool(tool)
+    port = _free_port()
+    script = _wrapper_script(user, maildir)
+    if tool == "socat":
+        argv = [exe, f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork", f"EXEC:{script},nofork"]
+    else:
+        argv = [exe, "--accept", "--inetd", "-l", f"127.0.0.1:{port}", script]
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(50):
+            try:
+                conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"{tool} did not listen")
+        with conn:
+            f = conn.makefile("rwb")
+            assert f.readline().startswith(b"* PREAUTH [CAPABILITY IMAP4rev1")
+            f.write(b"a CAPABILITY\r\nb LOGOUT\r\n")
+            f.flush()
+            assert f.readline().startswith(b"* CAPABILITY")
+            assert f.readline().startswith(b"a OK")
+            assert f.readline().startswith(b"* BYE")
+            assert f.readline().startswith(b"b OK")
+            assert f.readline() == b""  # imapd closed the connection
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(5)
+        os.unlink(script)
+
+
+def _demote(user):
+    def run():
+        os.setgroups([])
+        os.setgid(user.gid)
+        os.setuid(user.uid)
+
+    return run
+
+
+def _config(text: str) -> str:
+    fd, path = tempfile.mkstemp(suffix=".toml", dir="/tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o644)
+    return path

@@ -1,0 +1,278 @@
+"""FETCH and UID FETCH (RFC 3501 §6.4.5, RFC 9051, RFC 3516 BINARY).
+
+Derived data (ENVELOPE, BODY, BODYSTRUCTURE and the parsed MIME structure)
+comes from the mailbox's cache when it can; otherwise the message is parsed
+once and the results are cached.  A whole large message is streamed from the
+store in chunks instead of being held in memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+from ..protocol import responses as R
+from ..protocol.commands import Fetch, FetchItem, Section
+from ..store.base import NoSuchMessage
+from . import CommandError, Result, ok
+
+STREAM_THRESHOLD = 1 << 20  # whole messages larger than this are streamed
+CHUNK = 256 * 1024
+
+
+def resolve_messages(session: Any, seqset: Any, uid: bool) -> list[tuple[int, int]]:
+    """(seq, uid) pairs for a sequence set, `$` included; BAD for invalid numbers."""
+    view = session.selected
+    if seqset.saved:
+        saved = set(session.search_result)
+        return [(seq, u) for seq, u in enumerate(view.uids, 1) if u in saved]
+    try:
+        return view.resolve(seqset, uid)
+    except ValueError as e:
+        raise CommandError(f"Invalid message sequence number: {e}", status="BAD") from None
+
+
+class MessageData:
+    """Lazily loaded pieces of one message, so each is read at most once."""
+
+    __slots__ = ("mailbox", "uid", "_data", "_root")
+
+    def __init__(self, mailbox: Any, uid: int) -> None:
+        self.mailbox = mailbox
+        self.uid = uid
+        self._data: bytes | None = None
+        self._root: Any = None
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            self._data = self.mailbox.read(self.uid)
+        return self._data
+
+    @property
+    def root(self) -> Any:
+        if self._root is None:
+            from ..mime import Part, parse_message
+
+            cached = self.mailbox.cache_get(self.uid, "mime")
+            if cached is not None:
+                try:
+                    self._root = Part.from_cache(cached)
+                except Exception:  # noqa: BLE001 - a stale or foreign cache entry
+                    self._root = None
+            if self._root is None:
+                self._root = parse_message(self.data)
+                self.mailbox.cache_put(self.uid, "mime", self._root.to_cache())
+        return self._root
+
+    def derived(self, key: str, build: Callable[[bytes, Any], Any]) -> Any:
+        value = self.mailbox.cache_get(self.uid, key)
+        if value is None:
+            value = build(self.data, self.root)
+            self.mailbox.cache_put(self.uid, key, value)
+        return value
+
+
+def _envelope(data: bytes, root: Any) -> Any:
+    from ..mime import envelope
+
+    return envelope(data, root)
+
+
+def _body(data: bytes, root: Any) -> Any:
+    from ..mime import body_structure
+
+    return body_structure(data, root, False)
+
+
+def _bodystructure(data: bytes, root: Any) -> Any:
+    from ..mime import body_structure
+
+    return body_structure(data, root, True)
+
+
+def section_label(item: FetchItem) -> bytes:
+    """The item's name as echoed in the response, e.g. `BODY[1.HEADER.FIELDS (FROM)]<0>`."""
+    sec: Section = item.section or Section()
+    parts = [".".join(str(n) for n in sec.path)] if sec.path else []
+    if sec.spec:
+        spec = sec.spec
+        if sec.fields:
+            spec += " (" + " ".join(sec.fields) + ")"
+        parts.append(spec)
+    base = item.name[:-2]  # "BODY", "BINARY", "BINARY.SIZE"
+    label = f"{base}[{'.'.join(parts)}]"
+    if item.partial is not None and item.name != "BINARY.SIZE[]":
+        label += f"<{item.partial[0]}>"
+    return label.encode("ascii")
+
+
+def _partial(data: bytes, partial: tuple[int, int] | None) -> bytes:
+    if partial is None:
+        return data
+    offset, length = partial
+    return data[offset : offset + length]
+
+
+def fetch(session: Any, cmd: Fetch) -> Iterator[bytes]:
+    view = session.selected
+    mailbox = view.mailbox
+    messages = resolve_messages(session, cmd.seqset, cmd.uid)
+    items = list(cmd.items)
+    names = {i.name for i in items}
+    if cmd.uid and "UID" not in names:
+        items.insert(0, FetchItem("UID"))
+    sets_seen = not view.readonly and any(
+        i.name in ("BODY[]", "BINARY[]") and not i.peek or i.name in ("RFC822", "RFC822.TEXT") for i in items
+    )
+    wants_flags = "FLAGS" in names
+    missing = False
+    flags_of = view.flags_with_recent
+    for seq, uid in messages:
+        if uid in view.pending_expunged:
+            missing = True
+            continue
+        msg = MessageData(mailbox, uid)
+        try:
+            if sets_seen and "\\Seen" not in mailbox.flags(uid):
+                mailbox.store_flags([uid], "add", ["\\Seen"])
+                set_now = True
+            else:
+                set_now = False
+            out = bytearray(b"* %d FETCH (" % seq)
+            first = True
+            for item in items:
+                if not first:
+                    out += b" "
+                first = False
+                name = item.name
+                if name == "UID":
+                    out += b"UID %d" % uid
+                elif name == "FLAGS":
+                    out += b"FLAGS " + R.flag_list(flags_of(uid))
+                elif name == "RFC822.SIZE":
+                    out += b"RFC822.SIZE %d" % mailbox.size(uid)
+                elif name == "INTERNALDATE":
+                    out += b"INTERNALDATE " + R.format_internal_date(mailbox.internal_date(uid))
+                elif name == "ENVELOPE":
+                    out += b"ENVELOPE " + R.encode(msg.derived("envelope", _envelope))
+                elif name == "BODY":
+                    out += b"BODY " + R.encode(msg.derived("body", _body))
+                elif name == "BODYSTRUCTURE":
+                    out += b"BODYSTRUCTURE " + R.encode(msg.derived("bodystructure", _bodystructure))
+                elif name == "MODSEQ":
+                    out += b"MODSEQ (%d)" % _modseq(mailbox, uid)
+                elif name in ("RFC822", "RFC822.HEADER", "RFC822.TEXT"):
+                    spec = {"RFC822": None, "RFC822.HEADER": "HEADER", "RFC822.TEXT": "TEXT"}[name]
+                    if spec is None and mailbox.size(uid) > STREAM_THRESHOLD:
+                        stream = mailbox.open_stream(uid)
+                        yield bytes(out) + b"RFC822 "
+                        out = bytearray()
+                        yield from _stream_whole(stream, mailbox.size(uid), None)
+                        continue
+                    if spec is None:
+                        out += b"RFC822 " + _literal(msg.data)
+                    else:
+                        from ..mime import section_bytes
+
+                        out += name.encode() + b" " + _literal(section_bytes(msg.data, msg.root, (), spec) or b"")
+                elif name == "BODY[]":
+                    sec = item.section or Section()
+                    if not sec.path and sec.spec is None and mailbox.size(uid) > STREAM_THRESHOLD:
+                        stream = mailbox.open_stream(uid)
+                        yield bytes(out) + section_label(item) + b" "
+                        out = bytearray()
+                        yield from _stream_whole(stream, mailbox.size(uid), item.partial)
+                        continue
+                    out += section_label(item) + b" " + _body_section(msg, item)
+                elif name == "BINARY[]":
+                    out += section_label(item) + b" " + _binary_section(msg, item)
+                elif name == "BINARY.SIZE[]":
+                    out += section_label(item) + b" " + _binary_size(msg, item)
+                else:
+                    out += name.encode() + b" NIL"
+            if set_now and not wants_flags:
+                out += b" FLAGS " + R.flag_list(flags_of(uid))
+            out += b")\r\n"
+            yield bytes(out)
+        except NoSuchMessage:
+            missing = True
+            continue
+    if missing:
+        return Result("NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED")
+    return ok("FETCH completed" if not cmd.uid else "UID FETCH completed")
+
+
+def _modseq(mailbox: Any, uid: int) -> int:
+    get = getattr(mailbox, "modseq", None)
+    return int(get(uid)) if get is not None else 1
+
+
+def _body_section(msg: MessageData, item: FetchItem) -> bytes:
+    from ..mime import section_bytes
+
+    sec = item.section or Section()
+    if not sec.path and sec.spec is None:
+        data = msg.data
+    else:
+        found = section_bytes(msg.data, msg.root, sec.path, sec.spec, list(sec.fields) or None)
+        data = found if found is not None else b""
+    return _literal(_partial(data, item.partial))
+
+
+def _binary_section(msg: MessageData, item: FetchItem) -> bytes:
+    from ..mime import UnknownCTE, binary_section
+
+    sec = item.section or Section()
+    try:
+        data = binary_section(msg.data, msg.root, sec.path)
+    except UnknownCTE:
+        raise CommandError("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE") from None
+    if data is None:
+        data = b""
+    data = _partial(data, item.partial)
+    if b"\x00" in data:
+        return b"~{%d}\r\n" % len(data) + data
+    return b"{%d}\r\n" % len(data) + data
+
+
+def _binary_size(msg: MessageData, item: FetchItem) -> bytes:
+    from ..mime import UnknownCTE, binary_section
+
+    sec = item.section or Section()
+    try:
+        data = binary_section(msg.data, msg.root, sec.path)
+    except UnknownCTE:
+        raise CommandError("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE") from None
+    return b"%d" % (len(data) if data is not None else 0)
+
+
+def _literal(data: bytes) -> bytes:
+    return b"{%d}\r\n" % len(data) + data
+
+
+def _stream_whole(stream: Any, size: int, partial: tuple[int, int] | None) -> Iterator[bytes]:
+    """A whole large message as a literal, read from an open stream chunk by chunk.
+
+    The stream is opened before anything of the response is sent, so a message
+    that vanished is reported cleanly instead of breaking the framing."""
+    start, length = 0, size
+    if partial is not None:
+        start = min(partial[0], size)
+        length = max(0, min(partial[1], size - start))
+    yield b"{%d}\r\n" % length
+    sent = 0
+    with stream:
+        skipped = 0
+        while skipped < start:
+            chunk = stream.read(min(CHUNK, start - skipped))
+            if not chunk:
+                break
+            skipped += len(chunk)
+        while sent < length:
+            chunk = stream.read(min(CHUNK, length - sent))
+            if not chunk:
+                break
+            sent += len(chunk)
+            yield chunk
+    if sent < length:  # the file shrank under us: keep the framing valid
+        yield b" " * (length - sent)

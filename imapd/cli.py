@@ -179,10 +179,34 @@ def serve(args: Args) -> int:
     if args.tls and not cfg.tls_configured:
         return _refuse("TLS is not configured", "--tls given but tls.certificate/tls.key are not set")
 
+    # The greeting goes out before the parser, the store and TLS are loaded
+    # where nothing it says depends on them: every connection waits for it.
+    from .capabilities import capabilities, greeting
+
+    demo_dir = None
+    user_name = None
+    greeted = False
+    peer = None
+    if not as_root:
+        import pwd
+
+        try:
+            user_name = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:
+            user_name = str(os.getuid())
+        if not args.tls:
+            caps = capabilities(True, cfg.tls_configured, False, True)
+            try:
+                _write_all(1, greeting(True, user_name, caps))
+            except OSError:
+                return 0
+            greeted = True
+
+    from . import log as _log
     from .peer import describe_peer
 
     peer = describe_peer(0)
-    log.info(f"connection from {peer.kind} {peer.address or ''}".rstrip())
+    _log.info(f"connection from {peer.kind} {peer.address or ''}".rstrip())
 
     from .transport import StdioTransport
 
@@ -198,18 +222,11 @@ def serve(args: Args) -> int:
         transport.close()
         return 0
 
-    demo_dir = None
-    user = None
     store_opener = None
     login_backend = None
     on_login = None
+    kind = cfg.mail.store
     if not as_root:
-        import pwd
-
-        try:
-            name = pwd.getpwuid(os.getuid()).pw_name
-        except KeyError:
-            name = str(os.getuid())
         if args.demo:
             from .demo import make_demo_maildir
 
@@ -217,8 +234,6 @@ def serve(args: Args) -> int:
             maildir = demo_dir
         else:
             maildir = os.path.expanduser(args.maildir or "~/Maildir")
-        user = name
-        kind = cfg.mail.store
 
         def store_opener(_user: object) -> object:
             from .store import open_store
@@ -226,7 +241,6 @@ def serve(args: Args) -> int:
             return open_store(maildir, kind=kind, create=kind != "readonly")
     else:
         login_backend = _login_backend(cfg)
-        kind = cfg.mail.store
 
         def on_login(account: object) -> None:
             from .auth.privileges import drop_privileges
@@ -243,7 +257,7 @@ def serve(args: Args) -> int:
     secure = peer.is_secure_local or _in_secure_networks(peer.address, cfg.auth.secure_networks)
     session = Session(
         cfg,
-        user=user,
+        user=user_name,
         store_opener=store_opener,
         login_backend=login_backend,
         tls_available=tls_factory is not None,
@@ -251,7 +265,8 @@ def serve(args: Args) -> int:
         secure_channel=secure,
         on_login=on_login,
     )
-    session.out += session.greeting()
+    if not greeted:
+        session.out += session.greeting()
     try:
         run(session, transport)
     finally:

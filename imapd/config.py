@@ -8,8 +8,10 @@ the sample `etc/imapd.toml` and the loader cannot drift apart.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any, Callable
+
+TYPE_CHECKING = False  # avoids importing typing at start-up
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 DEFAULT_PATH = "/etc/imapd/imapd.toml"
 
@@ -52,7 +54,7 @@ def _referrals(v: Any) -> str | None:
 
 
 Number = (int, float)
-SCHEMA: dict[str, dict[str, tuple[Any, Any, Callable[[Any], str | None] | None]]] = {
+SCHEMA: "dict[str, dict[str, tuple[Any, Any, Callable[[Any], str | None] | None]]]" = {
     "server": {
         "hostname": (str, "", None),
         "log_facility": (str, "mail", _one_of("mail", "daemon", "user", "local0", "local1", "local2",
@@ -110,15 +112,19 @@ class Section:
         return f"Section({self.__dict__!r})"
 
 
-@dataclass
 class Config:
+    """All sections; `config.limits.line_length` and so on."""
+
     server: Section
     limits: Section
     auth: Section
     tls: Section
     mail: Section
     idle: Section
-    path: str | None = None
+
+    def __init__(self, path: str | None = None, **sections: Section) -> None:
+        self.path = path
+        self.__dict__.update(sections)
 
     @property
     def tls_configured(self) -> bool:
@@ -177,9 +183,7 @@ def build(data: dict[str, Any], path: str | None = None) -> Config:
         raise ConfigError(path or "<config>", problems)
     cfg = Config(path=path, **sections)
     if not cfg.server.hostname:
-        import socket
-
-        cfg.server.hostname = socket.gethostname()
+        cfg.server.hostname = os.uname().nodename
     if bool(cfg.tls.certificate) != bool(cfg.tls.key):
         raise ConfigError(path or "<config>", ["tls.certificate and tls.key must be given together"])
     return cfg

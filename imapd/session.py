@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable, Iterator
 
 from . import log
+from .capabilities import capabilities, greeting
 from .commands import CommandError, Continuation, Result, handler_for
 from .config import Config
 from .protocol import responses as R
@@ -21,11 +22,6 @@ from .protocol import states
 from .protocol.commands import Command
 from .protocol.parser import Limits, NeedLiteral, Parser, ProtocolError, RawLine
 
-BASE_CAPABILITIES = [
-    "IMAP4rev1", "LITERAL+", "SASL-IR", "LOGIN-REFERRALS", "ID", "ENABLE", "IDLE", "NAMESPACE",
-    "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "ESEARCH", "SEARCHRES", "BINARY", "STATUS=SIZE",
-    "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE",
-]
 
 
 class Session:
@@ -77,24 +73,14 @@ class Session:
     # ------------------------------------------------------------ greeting
     def capabilities(self) -> list[str]:
         """Capabilities that are really enabled in this state and configuration."""
-        caps = list(BASE_CAPABILITIES)
-        if self.state == states.NOT_AUTHENTICATED:
-            if self.tls_available and not self.tls_active:
-                caps.append("STARTTLS")
-            if self.plaintext_login_allowed():
-                caps += ["AUTH=PLAIN", "AUTH=LOGIN"]
-            else:
-                caps.append("LOGINDISABLED")
-        return caps
+        return capabilities(self.state != states.NOT_AUTHENTICATED, self.tls_available, self.tls_active,
+                            self.plaintext_login_allowed())
 
     def plaintext_login_allowed(self) -> bool:
         return self.tls_active or self.secure_channel or bool(self.config.auth.allow_plaintext)
 
     def greeting(self) -> bytes:
-        caps = " ".join(self.capabilities())
-        if self.state == states.NOT_AUTHENTICATED:
-            return R.untagged("imapd ready.", code=f"CAPABILITY {caps}")
-        return R.untagged("imapd ready, logged in as " + self.user_name, code=f"CAPABILITY {caps}", status="PREAUTH")
+        return greeting(self.state != states.NOT_AUTHENTICATED, self.user_name, self.capabilities())
 
     @property
     def user_name(self) -> str:

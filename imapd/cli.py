@@ -125,18 +125,14 @@ def check_config(path: str | None) -> int:
 
 
 def hash_password() -> int:
-    import getpass
-
     from .auth.passwdfile import hash_password as make_hash
+    from .auth.passwdfile import read_new_password
 
-    if sys.stdin.isatty():
-        pw = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != pw:
-            sys.stderr.write("imapd: passwords differ\n")  # protocol: command-line output
-            return 1
-    else:
-        pw = sys.stdin.readline().rstrip("\n")
-    _out(make_hash(pw) + "\n")
+    try:
+        _out(make_hash(read_new_password()) + "\n")
+    except ValueError as e:
+        sys.stderr.write(f"imapd: {e}\n")  # protocol: command-line output
+        return 1
     return 0
 
 
@@ -240,7 +236,7 @@ def serve(args: Args) -> int:
 
             return open_store(maildir, kind=kind, create=kind != "readonly")
     else:
-        login_backend = _login_backend(cfg)
+        login_backend = _login_backend(cfg, peer.address)
 
         def on_login(account: object) -> None:
             from .auth.privileges import drop_privileges
@@ -254,7 +250,7 @@ def serve(args: Args) -> int:
 
     from .session import Session, run
 
-    secure = peer.is_secure_local or _in_secure_networks(peer.address, cfg.auth.secure_networks)
+    secure = peer.is_secure(cfg.auth.secure_networks)
     session = Session(
         cfg,
         user=user_name,
@@ -277,24 +273,14 @@ def serve(args: Args) -> int:
     return 0
 
 
-def _login_backend(cfg: object) -> object:
+def _login_backend(cfg: object, client_address: str | None) -> object:
+    from . import log
+
     auth = cfg.auth  # type: ignore[attr-defined]
     if auth.backend == "passwd-file":
         from .auth.passwdfile import PasswdFileBackend
 
-        return PasswdFileBackend(auth.passwd_file, default_mail_location=auth.mail_location)
+        return PasswdFileBackend(auth.passwd_file, mail_location=auth.mail_location, on_problem=log.warning)
     from .auth.pam import PamBackend
 
-    return PamBackend(service=auth.pam_service, mail_location=auth.mail_location)
-
-
-def _in_secure_networks(address: str | None, networks: list[str]) -> bool:
-    if not address or not networks:
-        return False
-    import ipaddress
-
-    try:
-        ip = ipaddress.ip_address(address.split("%")[0])
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)
+    return PamBackend(service=auth.pam_service, mail_location=auth.mail_location, rhost=client_address)

@@ -1,0 +1,157 @@
+"""Who is on the other end of standard input, for logs and the plaintext-login rule.
+
+imapd is started by inetd/xinetd/systemd (a TCP socket on stdin), by ssh (pipes or
+a socketpair, with SSH_CONNECTION in the environment), by tcpserver-like wrappers
+(TCPREMOTEIP) or tcpd (REMOTE_HOST), from a terminal, or by a local program over
+pipes.  `describe_peer()` tells these apart without consuming or closing anything.
+
+`is_secure_local` says whether a password may be sent without TLS, as Dovecot
+allows: on loopback and AF_UNIX sockets nobody can sniff the line; under ssh the
+channel is already encrypted; a terminal or a pipe is a local user or program.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import stat
+from dataclasses import dataclass
+from typing import Iterable, Literal, Mapping
+
+__all__ = ["Peer", "address_in_networks", "describe_peer", "is_loopback"]
+
+PeerKind = Literal["socket", "ssh", "tty", "pipe"]
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The client as far as we can tell: for logs, PAM_RHOST and the TLS rule."""
+
+    kind: PeerKind
+    address: str | None = None
+    port: int | None = None
+    is_secure_local: bool = False
+
+    def is_secure(self, secure_networks: Iterable[str] = ()) -> bool:
+        """Whether plaintext login is fine without TLS: local, or in a trusted network."""
+        if self.is_secure_local:
+            return True
+        return self.address is not None and address_in_networks(self.address, secure_networks)
+
+    def __str__(self) -> str:
+        if self.address is None:
+            return self.kind
+        if self.port is None:
+            return self.address
+        if ":" in self.address:
+            return f"[{self.address}]:{self.port}"
+        return f"{self.address}:{self.port}"
+
+
+def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 scope id
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8, ::1 and ::ffff:127.x.y.z; host names are never trusted."""
+    ip = _ip(address)
+    return ip is not None and ip.is_loopback
+
+
+def address_in_networks(address: str, networks: Iterable[str]) -> bool:
+    """Whether an IP address lies in one of the CIDR networks (`[auth] secure_networks`).
+
+    A network that does not parse raises ValueError: the configuration loader
+    should check them up front with `ipaddress.ip_network(n, strict=False)`.
+    """
+    ip = _ip(address)
+    if ip is None:
+        return False
+    for network in networks:
+        net = ipaddress.ip_network(network, strict=False)
+        if ip.version == net.version and ip in net:
+            return True
+    return False
+
+
+def _socket_peer(fd: int) -> tuple[int, object] | None:
+    """(family, peer address) of the socket on `fd`, or None if it is no socket.
+
+    Works on a duplicate of the descriptor, so closing it leaves `fd` open and the
+    connection untouched (close on a dup never shuts the connection down).
+    """
+    try:
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            return None
+    except OSError:
+        return None
+    dup = os.dup(fd)
+    try:
+        sock = socket.socket(fileno=dup)
+    except OSError:
+        os.close(dup)
+        return None
+    with sock:
+        family = sock.family
+        try:
+            return family, sock.getpeername()
+        except OSError:  # not connected (listening, datagram)
+            return family, None
+
+
+def _env_address(environ: Mapping[str, str]) -> tuple[str, int | None] | None:
+    """Client address set by tcpserver (TCPREMOTEIP) or tcpd/xinetd (REMOTE_HOST)."""
+    for addr_key, port_key in (("TCPREMOTEIP", "TCPREMOTEPORT"), ("REMOTE_HOST", "REMOTE_PORT")):
+        address = environ.get(addr_key, "").strip()
+        if address:
+            port_text = environ.get(port_key, "").strip()
+            return address, int(port_text) if port_text.isdigit() else None
+    return None
+
+
+def describe_peer(fd: int = 0, environ: Mapping[str, str] = os.environ) -> Peer:
+    """Describe the client on `fd` (standard input by default).
+
+    Order: a TCP socket's own peer address beats everything; then SSH_CONNECTION;
+    then addresses a wrapper put in the environment; then an AF_UNIX socket; then a
+    terminal; anything else is a pipe (or a file: a local program in either case).
+    """
+    found = _socket_peer(fd)
+    if found is not None:
+        family, peer = found
+        if family in (socket.AF_INET, socket.AF_INET6) and isinstance(peer, tuple):
+            address, port = str(peer[0]), int(peer[1])
+            return Peer("socket", address, port, is_loopback(address))
+
+    ssh = environ.get("SSH_CONNECTION", "").split()
+    if len(ssh) >= 2:
+        port = int(ssh[1]) if ssh[1].isdigit() else None
+        return Peer("ssh", ssh[0], port, True)
+
+    from_env = _env_address(environ)
+    if from_env is not None:
+        address, port = from_env
+        return Peer("socket", address, port, is_loopback(address))
+
+    if found is not None:
+        family, peer = found
+        if family == socket.AF_UNIX:
+            if isinstance(peer, bytes):  # an abstract-namespace name
+                peer = peer.decode("utf-8", "replace")
+            return Peer("socket", peer or None, None, True)
+        # Another family (vsock, ...): we cannot tell who it is, so trust nothing.
+        return Peer("socket", None, None, False)
+
+    try:
+        if os.isatty(fd):
+            return Peer("tty", None, None, True)
+    except OSError:
+        pass
+    return Peer("pipe", None, None, True)

@@ -54,6 +54,42 @@ def maildir():
 
 
 @pytest.fixture
+def tcp_port(maildir):
+    """imapd behind socat on a loopback port, one process per connection (like inetd)."""
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import tempfile
+
+    socat = shutil.which("socat")
+    if socat is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("socat is missing: .ci/run must install it")
+        pytest.skip("socat not installed")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    fd, script = tempfile.mkstemp(suffix=".sh", dir="/tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write("#!/bin/sh\nexec " + tunnel_command(maildir) + "\n")
+    os.chmod(script, 0o755)
+    server = subprocess.Popen([socat, f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork", f"EXEC:{script},nofork"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    for _ in range(50):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield port
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(5)
+    os.unlink(script)
+
+
+@pytest.fixture
 def imap(maildir):
     conn = imaplib.IMAP4_stream(tunnel_command(maildir))
     yield conn
@@ -103,12 +139,14 @@ def test_imaplib_append_fetch_store_search_copy_move_expunge(imap):
     assert data[0][1] == SIMPLE
     assert b"RFC822.SIZE %d" % len(SIMPLE) in data[0][0]
     typ, data = imap.fetch("2", "(BODY.PEEK[1] BODY.PEEK[2.MIME] BINARY.PEEK[2] BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-    parts = {d[0].split(b" ")[-2] if isinstance(d, tuple) else None: d for d in data}
-    joined = b"".join(x[1] for x in data if isinstance(x, tuple))
-    assert b"Gr=C3=BC=C3=9Fe aus K=C3=B6ln\r\n" in joined
-    assert b"\x00\x01\x02\x03\x04" in joined
-    assert b"Subject: Report\r\n\r\n" in joined
-    del parts
+    literals = [x[1] for x in data if isinstance(x, tuple)]
+    # the CRLF before a boundary belongs to the boundary (RFC 2046 5.1.1)
+    assert literals == [
+        b"Gr=C3=BC=C3=9Fe aus K=C3=B6ln",
+        b'Content-Type: application/octet-stream; name="a.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n',
+        b"\x00\x01\x02\x03\x04",
+        b"Subject: Report\r\n\r\n",
+    ]
     # a non-peek body fetch sets \Seen and reports it
     typ, data = imap.fetch("1", "(BODY[TEXT])")
     assert b"\\Seen" in b" ".join(x[0] if isinstance(x, tuple) else x for x in data)
@@ -116,7 +154,8 @@ def test_imaplib_append_fetch_store_search_copy_move_expunge(imap):
     assert data == [b"1"]
     typ, data = imap.search(None, "BODY", "pineapple")
     assert data == [b"1"]
-    typ, data = imap.search("UTF-8", "BODY", "Köln".encode())
+    imap.literal = "Köln".encode()  # 8-bit search text travels as a literal
+    typ, data = imap.search("UTF-8", "BODY")
     assert data == [b"2"]
     typ, data = imap.search(None, "FROM", "carol", "NOT", "SEEN")
     assert data == [b"2"]
@@ -147,11 +186,11 @@ def test_delivery_seen_at_noop(imap, maildir):
     imap.select("INBOX")
     deliver(maildir, SIMPLE, mail_user())
     typ, data = imap.noop()
-    assert imap.untagged_responses.get("EXISTS") == [b"1"]
+    assert imap.untagged_responses.get("EXISTS")[-1] == b"1"
 
 
-def test_imapclient_reads_structure(maildir):
-    with IMAPClient(tunnel_command(maildir), stream=True) as client:
+def test_imapclient_reads_structure(tcp_port):
+    with IMAPClient("127.0.0.1", port=tcp_port, ssl=False, timeout=20) as client:
         client.append("INBOX", MULTI, flags=[b"\\Seen"])
         client.append("INBOX", SIMPLE)
         client.select_folder("INBOX")
@@ -178,10 +217,10 @@ def _corpus_files() -> list[str]:
     return sorted(glob.glob(os.path.join(CORPUS, "*.eml")))
 
 
-def test_every_corpus_message_round_trips(maildir):
+def test_every_corpus_message_round_trips(tcp_port):
     files = _corpus_files()
     assert files, "the MIME corpus must exist"
-    with IMAPClient(tunnel_command(maildir), stream=True) as client:
+    with IMAPClient("127.0.0.1", port=tcp_port, ssl=False, timeout=20) as client:
         for path in files:
             with open(path, "rb") as f:
                 raw = f.read()

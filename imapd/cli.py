@@ -148,6 +148,20 @@ def _write_all(fd: int, data: bytes) -> None:
         data = data[n:]
 
 
+def _stderr_is_client() -> bool:
+    """Whether standard error is the client's socket (inetd and xinetd pass it as
+    fds 0, 1 and 2): log lines written there would corrupt the protocol."""
+    import stat
+
+    try:
+        err = os.fstat(2)
+        if not stat.S_ISSOCK(err.st_mode):
+            return False
+        return any((err.st_dev, err.st_ino) == (st.st_dev, st.st_ino) for st in (os.fstat(0), os.fstat(1)))
+    except OSError:
+        return False
+
+
 def _refuse(message: str, log_line: str, code: str = "UNAVAILABLE") -> int:
     from . import log
 
@@ -167,7 +181,7 @@ def serve(args: Args) -> int:
         cfg = load(args.config)
     except ConfigError as e:
         return _refuse("Server configuration error", f"bad configuration: {e}")
-    log.configure(cfg.server.log_facility, cfg.server.log_to_stderr)
+    log.configure(cfg.server.log_facility, cfg.server.log_to_stderr and not _stderr_is_client())
     as_root = os.geteuid() == 0
     if as_root and (args.preauth or args.demo):
         return _refuse("Pre-authentication as root is refused",
@@ -214,7 +228,7 @@ def serve(args: Args) -> int:
             return make_server_context(cfg.tls.certificate, cfg.tls.key, cfg.tls.min_version, cfg.tls.ciphers or None)
 
     transport = StdioTransport(0, 1, tls_factory)
-    if args.tls and not transport.start_tls():
+    if args.tls and not transport.start_tls(float(cfg.limits.login_timeout)):
         transport.close()
         return 0
 
@@ -222,6 +236,7 @@ def serve(args: Args) -> int:
     login_backend = None
     on_login = None
     kind = cfg.mail.store
+    use_inotify = bool(cfg.idle.inotify)
     if not as_root:
         if args.demo:
             from .demo import make_demo_maildir
@@ -234,19 +249,22 @@ def serve(args: Args) -> int:
         def store_opener(_user: object) -> object:
             from .store import open_store
 
-            return open_store(maildir, kind=kind, create=kind != "readonly")
+            return open_store(maildir, kind=kind, create=kind != "readonly", use_inotify=use_inotify)
     else:
         login_backend = _login_backend(cfg, peer.address)
 
         def on_login(account: object) -> None:
             from .auth.privileges import drop_privileges
 
+            _preload_for_session()
             drop_privileges(account)  # type: ignore[arg-type]
+            _leave_root_cwd(getattr(account, "home", "") or "/")
 
         def store_opener(account: object) -> object:
             from .store import open_store
 
-            return open_store(account.mail_location, kind=kind, create=kind != "readonly")  # type: ignore[attr-defined]
+            return open_store(account.mail_location, kind=kind, create=kind != "readonly",  # type: ignore[attr-defined]
+                              use_inotify=use_inotify)
 
     from .session import Session, run
 
@@ -271,6 +289,56 @@ def serve(args: Args) -> int:
 
             remove_demo_maildir(demo_dir)
     return 0
+
+
+# What a logged-in session may import later.  After the privilege drop the
+# process may no longer read the directory imapd is installed in (a root-only
+# virtualenv, /root/...), so everything is imported while still root; packages
+# are walked so that submodules they import lazily are loaded too.
+_SESSION_MODULES = (
+    "imapd.selected",
+    "imapd.store",
+    "imapd.store.base",
+    "imapd.store.maildir",
+    "imapd.mime",
+    "imapd.protocol",
+    "imapd.commands",
+)
+
+
+def _preload_for_session() -> None:
+    import importlib
+    import pkgutil
+
+    from . import log
+
+    def failed(name: str) -> None:
+        log.warning(f"cannot preload {name}")
+
+    for name in _SESSION_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except Exception as e:  # noqa: BLE001 - a missing part fails later, with a NO, not here
+            log.warning(f"cannot preload {name}: {e}")
+            continue
+        path = getattr(module, "__path__", None)
+        if path is None:
+            continue
+        for info in pkgutil.walk_packages(path, name + ".", onerror=failed):
+            try:
+                importlib.import_module(info.name)
+            except Exception as e:  # noqa: BLE001
+                log.warning(f"cannot preload {info.name}: {e}")
+
+
+def _leave_root_cwd(home: str) -> None:
+    """After the switch, work from the user's home (or "/"), never root's directory."""
+    for target in (home, "/"):
+        try:
+            os.chdir(target)
+            return
+        except OSError:
+            continue
 
 
 def _login_backend(cfg: object, client_address: str | None) -> object:

@@ -66,6 +66,7 @@ class Session:
         self._running_cmd: Command | None = None
         self._awaiting_line = False
         self.last_activity = time.monotonic()
+        self.started = self.last_activity
         self.search_result: list[int] = []  # SEARCHRES `$` (UIDs)
         if user is not None:
             self._become_authenticated(user)
@@ -314,11 +315,21 @@ class Session:
     def check_timers(self, now: float) -> None:
         if self.finished:
             return
-        if self._running is None and now - self.last_activity > self.idle_timeout():
-            self.out += R.untagged("Autologout; idle for too long", status="BYE")
-            self.finish("autologout")
+        if self._running is not None and not self._awaiting_line:
+            return  # a command is working; a handler waiting for the client is idle
+        if now > self.next_deadline():
+            if self.state == states.NOT_AUTHENTICATED:
+                self.out += R.untagged("Login timeout; log in sooner", status="BYE")
+                self.finish("login timeout")
+            else:
+                self.out += R.untagged("Autologout; idle for too long", status="BYE")
+                self.finish("autologout")
 
     def next_deadline(self) -> float:
+        """Before login: `login_timeout` from the connection's start, however busy the
+        client is; after it: `autologout` from the last command."""
+        if self.state == states.NOT_AUTHENTICATED:
+            return self.started + self.config.limits.login_timeout
         return self.last_activity + self.idle_timeout()
 
 
@@ -369,7 +380,7 @@ def run(session: Session, transport: Any) -> None:
             if session.start_tls_requested and not session.out and not transport.has_pending_output():
                 session.start_tls_requested = False
                 session.parser.discard_input()
-                if not transport.start_tls():
+                if not transport.start_tls(max(1.0, session.next_deadline() - time.monotonic())):
                     session.finish("TLS handshake failed")
                     break
                 session.tls_active = True

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAPD = [sys.executable, "-m", "imapd"]
@@ -183,3 +183,247 @@ class ImapPipe:
 def tagged_status(lines: list[bytes]) -> bytes:
     """`OK`, `NO` or `BAD` of the last (tagged) line."""
     return lines[-1].split(b" ", 2)[1]
+
+
+# --------------------------------------------------------------------------
+# Deployment paths: imapd started as root by a super-server on a TCP socket.
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def require_root(what: str = "this test") -> None:
+    """Skip without root; in CI (CI=true) a skip would hide a broken setup, so fail."""
+    if os.geteuid() != 0:
+        if IN_CI:
+            import pytest
+
+            pytest.fail(f"{what} must run as root in CI")
+        import pytest
+
+        pytest.skip(f"{what} needs root")
+
+
+def require_tool(name: str) -> str:
+    """Path of a program; skip when it is missing, but fail in CI (.ci/run installs it)."""
+    path = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.access(p, os.X_OK)), None)
+    if path is None:
+        import pytest
+
+        if IN_CI:
+            pytest.fail(f"{name} is missing: .ci/run must install it")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def launcher_script(directory: str, args: Sequence[str], pythonpath: str = REPO) -> str:
+    """A /bin/sh command for a super-server: the real `bin/imapd` launcher with `args`.
+
+    Super-servers pass little or no environment, so the script sets PATH (for the
+    launcher's `python3`) and PYTHONPATH (for an uninstalled checkout) itself.
+    """
+    import shlex
+
+    path = os.path.join(directory, "imapd-launch.sh")
+    bindir = os.path.dirname(sys.executable)
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n"
+                f"export PATH={shlex.quote(bindir)}:/usr/local/bin:/usr/bin:/bin\n"
+                f"export PYTHONPATH={shlex.quote(pythonpath)}\n"
+                f"exec {shlex.quote(os.path.join(REPO, 'bin', 'imapd'))} "
+                + " ".join(shlex.quote(a) for a in args) + "\n")
+    os.chmod(path, 0o755)
+    return path
+
+
+def _tcp_table(pid: int | str = "self") -> list[tuple[str, str, str, str]]:
+    """(local, remote, state, inode) of every TCP socket in `pid`'s network namespace."""
+    rows = []
+    for name in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{name}") as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    rows.append((fields[1], fields[2], fields[3], fields[9]))
+        except OSError:
+            continue
+    return rows
+
+
+def _proc_addr(host: str, port: int) -> str:
+    import socket
+
+    return socket.inet_aton(host)[::-1].hex().upper() + f":{port:04X}"
+
+
+def is_listening(port: int, pid: int | str = "self") -> bool:
+    suffix = f":{port:04X}"
+    return any(local.endswith(suffix) and state == "0A" for local, _, state, _ in _tcp_table(pid))
+
+
+class SuperServer:
+    """A super-server (socat, systemd-socket-activate, xinetd) that starts one imapd
+    per connection with the socket as stdin/stdout, as inetd does.
+
+    `argv` is the whole command; the server is ready when something listens on
+    `port` in its network namespace.  Its stderr (and so imapd's, with
+    `log_to_stderr`) goes to `log_path`.
+    """
+
+    def __init__(self, argv: Sequence[str], port: int, log_path: str, env: dict[str, str] | None = None,
+                 ready: Callable[[], bool] | None = None) -> None:
+        self.port = port
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+                                     start_new_session=True, cwd="/", env=env)
+        deadline = time.monotonic() + 10
+        while not (ready() if ready is not None else is_listening(port, self.proc.pid)):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{argv[0]} did not listen on port {port}: {self.log()}")
+            time.sleep(0.02)
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self._log.close()
+
+    def __enter__(self) -> "SuperServer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ImapSocket(ImapPipe):
+    """A client on a TCP (or AF_UNIX) socket, with STARTTLS; same reading helpers as ImapPipe."""
+
+    def __init__(self, address: object, family: int | None = None, timeout: float = 10.0,
+                 greeting: bool = True) -> None:
+        import socket
+
+        if family is None:
+            family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(address)
+        self.raw = self.sock
+        self.buf = b""
+        self.tag_counter = 0
+        self.greeting = self.read_line() if greeting else b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read_some(self, timeout: float = 10.0) -> bytes:
+        import socket
+
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            raise TimeoutError(f"no output from imapd within {timeout}s; have {self.buf[-300:]!r}") from None
+        if not data:
+            raise EOFError(f"imapd closed the connection; have {self.buf[-300:]!r}")
+        return data
+
+    def silent_for(self, seconds: float) -> bool:
+        """True if the server sends nothing at all for `seconds` (nothing buffered either)."""
+        if self.buf or getattr(self.sock, "pending", lambda: 0)():
+            return False
+        r, _, _ = select.select([self.sock], [], [], seconds)
+        return not r
+
+    def read_all(self, timeout: float = 10.0) -> bytes:
+        """Everything until the server closes the connection."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.buf += self.read_some(max(0.1, deadline - time.monotonic()))
+            except EOFError:
+                data, self.buf = self.buf, b""
+                return data
+
+    def starttls(self, context: object, server_hostname: str = "localhost") -> None:
+        """Wrap the socket in TLS (after `OK Begin TLS`); nothing may be buffered."""
+        assert self.buf == b"", f"plaintext left over before the handshake: {self.buf!r}"
+        self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)  # type: ignore[attr-defined]
+        self.raw = self.sock  # the plain socket object is detached by wrap_socket
+
+    def server_pid(self) -> int:
+        """Pid of the imapd process at the other end of this (TCP) connection."""
+        return server_pid_for(self.raw)
+
+    def close(self) -> int:  # type: ignore[override]
+        self.sock.close()
+        return 0
+
+    def __enter__(self) -> "ImapSocket":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def server_pid_for(sock: object) -> int:
+    """The imapd process holding the server side of a TCP connection on this machine."""
+    client_host, client_port = sock.getsockname()[:2]  # type: ignore[attr-defined]
+    server_host, server_port = sock.getpeername()[:2]  # type: ignore[attr-defined]
+    want_local, want_remote = _proc_addr(server_host, server_port), _proc_addr(client_host, client_port)
+    inodes = {inode for local, remote, _, inode in _tcp_table()
+              if local == want_local and remote == want_remote}
+    targets = {f"socket:[{i}]" for i in inodes}
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if not any(os.readlink(f"/proc/{pid}/fd/{fd}") in targets for fd in fds):
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if b"imapd" in cmdline:
+            found.append(int(pid))
+    if len(found) != 1:
+        raise LookupError(f"expected one imapd process on the connection, found {found}")
+    return found[0]
+
+
+def proc_status(pid: int) -> dict[str, list[str]]:
+    """/proc/<pid>/status as {"Uid": ["1001", "1001", "1001", "1001"], ...}."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            out[key] = value.split()
+    return out

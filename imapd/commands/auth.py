@@ -101,6 +101,7 @@ def _check(session: Any, user: str, password: str) -> Iterator[bytes]:
     if getattr(account, "referral", None):
         log.info(f"login referral for user={user!r} to {account.referral}")
         raise CommandError("Your mailbox has moved", f"REFERRAL {account.referral}")
+    alerts = _alerts(session)  # read while still root: the file may be root's alone
     try:
         session.login_succeeded(account)
     except Exception as e:  # noqa: BLE001 - never serve mail after a failed privilege drop
@@ -108,7 +109,7 @@ def _check(session: Any, user: str, password: str) -> Iterator[bytes]:
         yield R.untagged("Cannot open your mailbox, logged", code="UNAVAILABLE", status="BYE")
         session.finish("login setup failed")
         return Result("NO", "Login failed", "UNAVAILABLE")
-    for line in _alerts(session):
+    for line in alerts:
         yield line
     return ok("Logged in", "CAPABILITY " + " ".join(session.capabilities()))
 

@@ -12,6 +12,9 @@ from ..protocol.commands import Simple
 
 
 def idle(session: Any, cmd: Simple) -> None:
+    view = session.selected
+    if view is not None:
+        view.watch_fds()  # watch first: a change right after "+ idling" must not be missed
     session.start_idle(cmd.tag)
-    if session.selected is not None:
-        session.out += session.selected.report_changes(True)
+    if view is not None:
+        session.out += view.report_changes(True)

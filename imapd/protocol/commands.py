@@ -15,6 +15,7 @@ from .seqset import SeqSet
 
 # A search key is a tuple (NAME, *args): ("ALL",), ("FLAG", "\\Seen"),
 # ("UNFLAG", "\\Seen"), ("NOT", key), ("OR", key, key), ("AND", [keys]),
+# ("ORN", [keys]) for a chain `OR a OR b c` (any of the keys; read without recursion),
 # ("SEQ", SeqSet), ("UID", SeqSet), ("HEADER", field, bytes), ("BODY", bytes),
 # ("TEXT", bytes), ("BEFORE"|"ON"|"SINCE"|"SENTBEFORE"|"SENTON"|"SENTSINCE", date),
 # ("LARGER"|"SMALLER", int), ("NEW",), ("OLD",), ("RECENT",), ("NOTRECENT",),

@@ -72,8 +72,8 @@ class ParseError(Exception):
 # ------------------------------------------------------------------ framing
 
 _LITERAL_AT_END = re.compile(rb"(~?)\{(\d{1,20})(\+?)\}\r?$")
-_TAG_RE = re.compile(rb"[\x21\x23\x24\x26\x27\x2b-\x5b\x5e-\x7a\x7c\x7e]+")
-_COMMAND_NAME_RE = re.compile(rb"[A-Za-z]+")
+# tag = 1*<any ASTRING-CHAR except "+">: no CTL, SP, ( ) { % * " \\ or +, but ] and } are fine
+_TAG_RE = re.compile(rb"[\x21\x23\x24\x26\x27\x2c-\x5b\x5d-\x7a\x7c-\x7e]+")
 
 
 class Parser:
@@ -87,8 +87,11 @@ class Parser:
         self._text_bytes = 0
         self._literal_bytes = 0
         self._literal_wanted: int | None = None
-        self._skipping_line = False  # discarding an over-long line up to its LF
-        self._skip_error: ProtocolError | None = None
+        self._scanned = 0  # bytes at the start of _buf known to hold no LF
+        self._skipping_line = False  # discarding the rest of a rejected command up to its LF
+        self._skip_tail = b""  # last bytes of the line being skipped (a literal may end it)
+        self._skip_tag = "*"  # tag of the command being skipped
+        self._discard_bytes = 0  # literal bytes of a rejected command still to throw away
         self.raw_mode = False  # next line is returned as RawLine
 
     # -- input ---------------------------------------------------------------
@@ -97,14 +100,20 @@ class Parser:
 
     @property
     def buffered(self) -> int:
-        """Bytes received but not yet consumed (for input flow control)."""
-        return len(self._buf) + self._text_bytes + self._literal_bytes
+        """Bytes received beyond what the command being read still needs (for
+        input flow control).  A literal that was announced and accepted is not
+        counted: its size is already bounded by the limits, and the session must
+        keep reading until it has arrived."""
+        return max(0, len(self._buf) - (self._literal_wanted or self._discard_bytes))
 
     def discard_input(self) -> None:
         """Forget everything buffered (after STARTTLS: pipelined bytes are never executed)."""
         self._buf.clear()
+        self._scanned = 0
         self._reset_command()
         self._skipping_line = False
+        self._skip_tail = b""
+        self._discard_bytes = 0
 
     def _reset_command(self) -> None:
         self._parts = []
@@ -121,35 +130,53 @@ class Parser:
                     return None
                 self._parts.append(bytes(self._buf[:n]))
                 del self._buf[:n]
+                self._scanned = 0
                 self._literal_wanted = None
                 continue
-            lf = self._buf.find(b"\n")
+            if self._discard_bytes:
+                n = min(self._discard_bytes, len(self._buf))
+                del self._buf[:n]
+                self._scanned = 0
+                self._discard_bytes -= n
+                if self._discard_bytes:
+                    return None
+                continue
+            lf = self._buf.find(b"\n", self._scanned)
+            if lf < 0:
+                self._scanned = len(self._buf)
             if self._skipping_line:
                 if lf < 0:
+                    self._skip_tail = (self._skip_tail + bytes(self._buf[-32:]))[-32:]
                     self._buf.clear()
+                    self._scanned = 0
                     return None
+                tail = (self._skip_tail + bytes(self._buf[max(0, lf - 32) : lf]))[-32:]
                 del self._buf[: lf + 1]
+                self._scanned = 0
                 self._skipping_line = False
-                err, self._skip_error = self._skip_error, None
+                self._skip_tail = b""
+                err = self._skip_literal(tail, self._skip_tag)
                 if err is not None:
                     return err
                 continue
             if lf < 0:
-                if self._text_bytes + len(self._buf) > self.limits.line_length:
+                # + 1: the line may yet end with CR LF, and the CR is not counted
+                if self._text_bytes + len(self._buf) > self.limits.line_length + 1:
                     return self._too_long()
                 return None
             line = bytes(self._buf[:lf])
-            del self._buf[: lf + 1]
             if line.endswith(b"\r"):
                 line = line[:-1]
+            if self._text_bytes + len(line) > self.limits.line_length:
+                # as if it had arrived in pieces: skip to the LF, so that a
+                # literal ending the line is found there
+                return self._too_long()
+            del self._buf[: lf + 1]
+            self._scanned = 0
             if self.raw_mode and not self._parts:
                 self.raw_mode = False
                 return RawLine(line)
             self._text_bytes += len(line)
-            if self._text_bytes > self.limits.line_length:
-                tag = self._tag_of(self._parts[0] if self._parts else line)
-                self._reset_command()
-                return ProtocolError(tag, "Command line too long", code="TOOBIG")
             m = _LITERAL_AT_END.search(line)
             if m is None:
                 self._parts.append(line)
@@ -177,19 +204,50 @@ class Parser:
                 return NeedLiteral(tag, size)
 
     def _too_long(self) -> ProtocolError:
-        first = self._parts[0] if self._parts else bytes(self._buf[:200])
-        tag = self._tag_of(first)
+        if self.raw_mode and not self._parts:
+            self.raw_mode = False  # the rejected line was the raw line
+            tag = "*"
+            text = "Line too long"
+        else:
+            tag = self._tag_of(self._parts[0]) if self._parts else self._long_line_tag(self._buf)
+            text = "Command line too long"
         self._reset_command()
-        self._buf.clear()
+        lf = self._buf.find(b"\n")  # only when called for a complete line
+        end = lf if lf >= 0 else len(self._buf)
+        self._skip_tail = bytes(self._buf[max(0, end - 32) : end])
+        self._skip_tag = tag
+        del self._buf[:end]
+        self._scanned = 0
         self._skipping_line = True
-        self._skip_error = None
-        return ProtocolError(tag, "Command line too long", code="TOOBIG")
+        return ProtocolError(tag, text, code="TOOBIG")
+
+    def _skip_literal(self, line: bytes, tag: str) -> ProtocolError | None:
+        """A rejected command's `line` ends with a non-synchronizing literal: its
+        bytes are on their way and must not be taken for commands, so throw them
+        away with the rest of the command.  (A synchronizing literal is never
+        sent, since the client waits for a `+` that does not come.)"""
+        m = _LITERAL_AT_END.search(line)
+        if m is None or m.group(3) != b"+":
+            return None
+        size = int(m.group(2))
+        if size > max(self.limits.literal_size, self.limits.append_size) or not self.literal_plus:
+            return ProtocolError(tag, f"Cannot skip a literal of {size} bytes in a rejected command", fatal=True, code="TOOBIG")
+        self._discard_bytes = size
+        self._skipping_line = True
+        return None
 
     def _literal_limit(self) -> int:
         first = self._parts[0]
         sp = first.find(b" ")
         name = first[sp + 1 :].split(b" ", 1)[0].upper() if sp >= 0 else b""
         return self.limits.append_size if name == b"APPEND" else self.limits.literal_size
+
+    def _long_line_tag(self, line: bytes | bytearray) -> str:
+        """The tag of an over-long first line, read from its first `line_length`
+        + 1 bytes (all that is kept of it), and only if a space follows it there."""
+        head = bytes(line[: self.limits.line_length + 1])
+        m = _TAG_RE.match(head)
+        return m.group().decode("ascii") if m and head[m.end() : m.end() + 1] == b" " else "*"
 
     @staticmethod
     def _tag_of(line: bytes) -> str:
@@ -199,7 +257,10 @@ class Parser:
         return "*"
 
     def _parse(self, parts: list[bytes]) -> c.Command | ProtocolError:
-        tag = "*"
+        tag = self._tag_of(parts[0])
+        for text in parts[::2]:
+            if b"\x00" in text:
+                return ProtocolError(tag, "NUL octet in command line")
         try:
             r = Reader(parts, self.limits.nesting_depth)
             tag = r.tag()
@@ -215,6 +276,7 @@ class Parser:
 _ATOM_RE = re.compile(rb"[^\x00-\x20\x7f-\xff(){%*\"\\\]]+")
 _ASTRING_RE = re.compile(rb"[^\x00-\x20\x7f-\xff(){%*\"\\]+")
 _LIST_MAILBOX_RE = re.compile(rb"[^\x00-\x20\x7f-\xff(){\"\\]+")  # atom chars plus % * ]
+_LIST_ELEMENT_RE = re.compile(rb"[^\x00-\x20\x7f-\xff(){\"]+")  # astring chars plus \ % * (flags, sets)
 _NUMBER_RE = re.compile(rb"\d+")
 _SEQSET_RE = re.compile(rb"[0-9:*,$]+")
 _QUOTED_RE = re.compile(rb'"((?:[^"\\\r\n]|\\["\\])*)"')
@@ -248,13 +310,20 @@ class Reader:
         return self.pos >= len(self.text) and self.index + 1 >= len(self.parts)
 
     def error(self, what: str) -> ParseError:
-        near = self.text[self.pos : self.pos + 20].decode("ascii", "replace")
         if self.pos >= len(self.text):
+            if self.text.endswith(b" "):
+                return ParseError(f"{what} (trailing space at end of line)")
             return ParseError(f"{what} (at end of line)")
+        near = self.text[self.pos : self.pos + 20].decode("ascii", "replace")
+        if self.text[self.pos] >= 0x80:
+            return ParseError(f"{what}: 8-bit characters need a quoted string or a literal, near '{near}'")
         return ParseError(f"{what} near '{near}'")
 
-    def sp(self) -> None:
+    def sp(self, what: str | None = None) -> None:
+        """A space before the next argument; `what` names it for a command cut short."""
         if self.peek() != b" ":
+            if what is not None and self.at_end():
+                raise ParseError(f"Missing {what}")
             raise self.error("Expected a space")
         self.pos += 1
 
@@ -288,12 +357,14 @@ class Reader:
         if not m:
             if not self.text:
                 raise ParseError("Empty command line")
-            raise ParseError("Missing or invalid tag")
+            raise self.error("Missing or invalid tag")
         self.pos = m.end()
         tag = m.group().decode("ascii")
         if self.pos >= len(self.text):
-            raise ParseError("Missing command")
-        self.sp()
+            raise ParseError("Missing command name after the tag")
+        if self.peek() != b" ":
+            raise self.error("Expected a space after the tag")
+        self.pos += 1
         return tag
 
     def _match(self, regex: re.Pattern[bytes]) -> bytes | None:
@@ -344,16 +415,20 @@ class Reader:
                 raise self.error(f"Invalid quoted {what}")
             self.pos = m.end()
             return re.sub(rb"\\(.)", rb"\1", m.group(1)) if b"\\" in m.group(1) else m.group(1)
-        if ch in (b"{", b"~"):
+        if ch == b"{":
             data = self._literal()
             if data is None:
                 raise self.error(f"Invalid literal for {what}")
+            if b"\x00" in data:
+                raise ParseError(f"NUL octet in literal for {what}")
             return data
+        if self.peek(2) == b"~{":
+            raise ParseError(f"A literal8 (~{{n}}) is not allowed for {what}, only for APPEND message data")
         raise self.error(f"Expected {what} (quoted or literal)")
 
     def astring(self, what: str = "string") -> bytes:
         ch = self.peek()
-        if ch in (b'"', b"{", b"~"):
+        if ch in (b'"', b"{") or self.peek(2) == b"~{":
             return self.string(what)
         tok = self._match(_ASTRING_RE)
         if tok is None:
@@ -371,7 +446,7 @@ class Reader:
 
     def list_mailbox(self) -> str:
         ch = self.peek()
-        if ch in (b'"', b"{", b"~"):
+        if ch in (b'"', b"{") or self.peek(2) == b"~{":
             return _text(self.string("mailbox pattern"))
         tok = self._match(_LIST_MAILBOX_RE)
         if tok is None:
@@ -468,23 +543,20 @@ def command(*names: str) -> Callable[[_CommandParser], _CommandParser]:
 
 
 def parse_command(r: Reader, tag: str) -> c.Command:
-    tok = r._match(_COMMAND_NAME_RE)
+    tok = r._match(_ATOM_RE)
     if tok is None:
         raise r.error("Expected command name")
     name = tok.decode().upper()
     if name == "UID":
-        r.sp()
-        sub = r._match(_COMMAND_NAME_RE)
+        sub = r._match(_ATOM_RE) if r.try_sp() else None
         sub_name = sub.decode().upper() if sub else ""
-        if sub_name not in ("FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE"):
-            raise r.error("UID must be followed by FETCH, STORE, SEARCH, COPY, MOVE or EXPUNGE")
+        if sub_name not in _UID_COMMANDS:
+            raise ParseError("UID must be followed by FETCH, STORE, SEARCH, COPY, MOVE or EXPUNGE")
         cmd = _UID_COMMANDS[sub_name](r, tag, sub_name)
         r.end()
         return cmd
     fn = COMMANDS.get(name)
     if fn is None:
-        if r.peek() not in (b"", b" "):
-            raise r.error("Invalid command name")
         raise ParseError(f"Unknown command {name[:40]}")
     cmd = fn(r, tag, name)
     r.end()
@@ -498,16 +570,16 @@ def _simple(r: Reader, tag: str, name: str) -> c.Command:
 
 @command("LOGIN")
 def _login(r: Reader, tag: str, name: str) -> c.Command:
-    r.sp()
+    r.sp("user name")
     user = r.astring("user name")
-    r.sp()
+    r.sp("password")
     password = r.astring("password")
     return c.Login(tag, name, user, password)
 
 
 @command("AUTHENTICATE")
 def _authenticate(r: Reader, tag: str, name: str) -> c.Command:
-    r.sp()
+    r.sp("SASL mechanism")
     mech = r.atom("SASL mechanism").upper()
     initial = None
     if r.try_sp():
@@ -530,7 +602,7 @@ def _enable(r: Reader, tag: str, name: str) -> c.Command:
 
 @command("ID")
 def _id(r: Reader, tag: str, name: str) -> c.Command:
-    r.sp()
+    r.sp("ID parameter list")
     if r.peek(3).upper() == b"NIL":
         r.pos += 3
         return c.Id(tag, name, None)
@@ -539,7 +611,7 @@ def _id(r: Reader, tag: str, name: str) -> c.Command:
     if r.peek() != b")":
         while True:
             key = _text(r.string("ID field name"))
-            r.sp()
+            r.sp("ID field value")
             value = r.nstring("ID field value")
             if len(params) < 30:
                 params[key[:64]] = None if value is None else _text(value[:1024])
@@ -551,7 +623,7 @@ def _id(r: Reader, tag: str, name: str) -> c.Command:
 
 @command("SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE")
 def _mailbox_cmd(r: Reader, tag: str, name: str) -> c.Command:
-    r.sp()
+    r.sp("mailbox name")
     mailbox = r.mailbox()
     params: list[Any] = []
     if name in ("SELECT", "EXAMINE", "CREATE") and r.try_sp():
@@ -561,22 +633,22 @@ def _mailbox_cmd(r: Reader, tag: str, name: str) -> c.Command:
 
 @command("RENAME")
 def _rename(r: Reader, tag: str, name: str) -> c.Command:
-    r.sp()
+    r.sp("mailbox name")
     old = r.mailbox()
-    r.sp()
+    r.sp("new mailbox name")
     new = r.mailbox()
     return c.Rename(tag, name, old, new)
 
 
 @command("LIST", "LSUB")
 def _list(r: Reader, tag: str, name: str) -> c.Command:
-    r.sp()
+    r.sp("reference name")
     select_opts: list[str] = []
     if name == "LIST" and r.peek() == b"(":
         select_opts = [str(x).upper() for x in _generic_list(r)]
-        r.sp()
+        r.sp("reference name")
     reference = r.mailbox()
-    r.sp()
+    r.sp("mailbox pattern")
     patterns: list[str] = []
     if name == "LIST" and r.peek() == b"(":
         r.pos += 1
@@ -589,7 +661,7 @@ def _list(r: Reader, tag: str, name: str) -> c.Command:
     return_opts: list[Any] = []
     if name == "LIST" and r.try_sp():
         r.expect(b"RETURN", "Expected RETURN")
-        r.sp()
+        r.sp("RETURN options")
         return_opts = _generic_list(r)
     return c.List(tag, name, reference, patterns, select_opts, return_opts)
 
@@ -599,9 +671,9 @@ STATUS_ITEMS = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE"
 
 @command("STATUS")
 def _status(r: Reader, tag: str, name: str) -> c.Command:
-    r.sp()
+    r.sp("mailbox name")
     mailbox = r.mailbox()
-    r.sp()
+    r.sp("status items")
     r.expect(b"(", "Expected '(' to start status items")
     items = [r.atom("status item").upper()]
     while r.try_sp():
@@ -615,7 +687,7 @@ def _status(r: Reader, tag: str, name: str) -> c.Command:
 
 @command("APPEND")
 def _append(r: Reader, tag: str, name: str) -> c.Command:
-    r.sp()
+    r.sp("mailbox name")
     mailbox = r.mailbox()
     messages: list[c.AppendMessage] = []
     while r.try_sp():
@@ -623,10 +695,10 @@ def _append(r: Reader, tag: str, name: str) -> c.Command:
         date: float | None = None
         if r.peek() == b"(":
             flags = r.flag_list()
-            r.sp()
+            r.sp("message literal")
         if r.peek() == b'"':
             date = r.date_time()
-            r.sp()
+            r.sp("message literal")
         binary = r.peek() == b"~"
         if r.peek() not in (b"{", b"~"):
             raise r.error("Expected message literal")
@@ -637,13 +709,13 @@ def _append(r: Reader, tag: str, name: str) -> c.Command:
             raise ParseError("NUL octet in message literal (use literal8 for binary)")
         messages.append(c.AppendMessage(flags, date, data, binary))
     if not messages:
-        raise r.error("Expected message literal")
+        raise ParseError("Missing message literal")
     return c.Append(tag, name, mailbox, messages)
 
 
 @command("SEARCH")
 def _search(r: Reader, tag: str, name: str, uid: bool = False) -> c.Command:
-    r.sp()
+    r.sp("search criteria")
     return_opts: list[str] | None = None
     charset: str | None = None
     if r.peek(7).upper() == b"RETURN ":
@@ -657,12 +729,12 @@ def _search(r: Reader, tag: str, name: str, uid: bool = False) -> c.Command:
         r.expect(b")", "Expected ')' to end RETURN options")
         for opt in return_opts:
             if opt not in ("MIN", "MAX", "ALL", "COUNT", "SAVE"):
-                raise ParseError(f"Unknown SEARCH RETURN option {opt}")
-        r.sp()
+                raise ParseError(f"Unknown SEARCH RETURN option {opt[:40]}")
+        r.sp("search criteria")
     if r.peek(8).upper() == b"CHARSET ":
         r.pos += 8
         charset = _text(r.astring("charset")).upper()
-        r.sp()
+        r.sp("search criteria")
     keys = [search_key(r)]
     while r.try_sp():
         keys.append(search_key(r))
@@ -709,42 +781,42 @@ def search_key(r: Reader) -> c.SearchKey:
     if simple is not None:
         return simple
     if word in _SEARCH_HEADER_KEYS:
-        r.sp()
+        r.sp(f"{word} value")
         return ("HEADER", word, r.astring(f"{word} value"))
     if word in ("BODY", "TEXT"):
-        r.sp()
+        r.sp(f"{word} value")
         return (word, r.astring(f"{word} value"))
     if word in _SEARCH_DATE_KEYS:
-        r.sp()
+        r.sp(f"date after {word}")
         return (word, r.date())
     if word in ("KEYWORD", "UNKEYWORD"):
-        r.sp()
+        r.sp(f"keyword after {word}")
         kw = r.flag()
         return ("FLAG" if word == "KEYWORD" else "UNFLAG", kw)
     if word == "HEADER":
-        r.sp()
+        r.sp("header field name")
         field = _text(r.astring("header field name")).upper()
-        r.sp()
+        r.sp("header value")
         return ("HEADER", field, r.astring("header value"))
     if word in ("LARGER", "SMALLER"):
-        r.sp()
+        r.sp(f"size after {word}")
         return (word, r.number("size", limit=(1 << 63) - 1))
     if word in ("OLDER", "YOUNGER"):
-        r.sp()
+        r.sp(f"interval after {word}")
         return (word, r.nz_number("interval"))
     if word == "MODSEQ":
-        r.sp()
+        r.sp("mod-sequence")
         if r.peek() == b'"':  # optional entry name and type
             r.string("entry name")
-            r.sp()
+            r.sp("entry type")
             r.atom("entry type")
-            r.sp()
+            r.sp("mod-sequence")
         return ("MODSEQ", r.number("mod-sequence", limit=(1 << 63) - 1))
     if word == "UID":
-        r.sp()
+        r.sp("sequence set after UID")
         return ("UID", r.seqset())
     if word == "NOT":
-        r.sp()
+        r.sp("search key after NOT")
         r.enter()
         inner = search_key(r)
         r.leave()
@@ -753,11 +825,11 @@ def search_key(r: Reader) -> c.SearchKey:
         # OR a OR b OR c d  ->  ("ORN", [a, b, c, d]) without recursing per OR
         operands: list[c.SearchKey] = []
         while True:
-            r.sp()
+            r.sp("first search key after OR")
             r.enter()
             operands.append(search_key(r))
             r.leave()
-            r.sp()
+            r.sp("second search key after OR")
             if r.peek(3).upper() == b"OR " and len(operands) < 100000:
                 r.pos += 2
                 continue
@@ -785,9 +857,9 @@ _FETCH_NAME_RE = re.compile(rb"[A-Za-z0-9.]+")
 
 @command("FETCH")
 def _fetch(r: Reader, tag: str, name: str, uid: bool = False) -> c.Command:
-    r.sp()
+    r.sp("sequence set")
     seqset = r.seqset()
-    r.sp()
+    r.sp("fetch attributes")
     items: list[c.FetchItem] = []
     if r.peek() == b"(":
         r.pos += 1
@@ -824,9 +896,11 @@ def fetch_att(r: Reader) -> c.FetchItem:
             return c.FetchItem("BINARY[]", section, _partial(r), peek=word == "BINARY.PEEK")
         if word == "BINARY.SIZE":
             return c.FetchItem("BINARY.SIZE[]", _section(r, binary=True))
-        raise ParseError(f"Fetch attribute {word} takes no section")
+        raise ParseError(f"Fetch attribute {word[:40]} takes no section")
     if word in _FETCH_SIMPLE:
         return c.FetchItem(word)
+    if word in ("BODY.PEEK", "BINARY", "BINARY.PEEK", "BINARY.SIZE"):
+        raise r.error(f"{word} needs a section in brackets")
     if word in _FETCH_MACROS:
         raise ParseError(f"{word} must be used alone, not inside a list")
     raise ParseError(f"Unknown fetch attribute {word[:40]}")
@@ -845,10 +919,13 @@ def _section(r: Reader, binary: bool) -> c.Section:
         if n == 0:
             raise ParseError("Part number must not be zero")
         path.append(n)
-        if r.peek() == b".":
-            r.pos += 1
-            continue
-        break
+        if r.peek() != b".":
+            if r.peek() != b"]":
+                raise r.error("Expected '.' or ']' after part number")
+            break
+        r.pos += 1
+        if r.peek() == b"]" or (binary and not r.peek().isdigit()):
+            raise r.error("Expected part number after '.'")
     if spec is None and r.peek() != b"]":
         if binary:
             raise r.error("BINARY sections take part numbers only")
@@ -891,9 +968,12 @@ def _modifiers(r: Reader) -> dict[str, Any]:
     while i < len(items):
         key = str(items[i]).upper()
         if key in ("CHANGEDSINCE", "UNCHANGEDSINCE"):
-            if i + 1 >= len(items) or not str(items[i + 1]).isdigit():
+            value = str(items[i + 1]) if i + 1 < len(items) else ""
+            if not (value.isascii() and value.isdigit()):
                 raise ParseError(f"{key} needs a number")
-            out[key] = int(items[i + 1])
+            if len(value) > 19 or int(value) >= 1 << 63:
+                raise ParseError(f"{key} value {value[:20]} is too large")
+            out[key] = int(value)
             i += 2
         elif key == "VANISHED":
             out[key] = True
@@ -905,20 +985,20 @@ def _modifiers(r: Reader) -> dict[str, Any]:
 
 @command("STORE")
 def _store(r: Reader, tag: str, name: str, uid: bool = False) -> c.Command:
-    r.sp()
+    r.sp("sequence set")
     seqset = r.seqset()
-    r.sp()
+    r.sp("FLAGS, +FLAGS or -FLAGS")
     modifiers: dict[str, Any] = {}
     if r.peek() == b"(":
         modifiers = _modifiers(r)
-        r.sp()
+        r.sp("FLAGS, +FLAGS or -FLAGS")
     m = _STORE_RE.match(r.text, r.pos)
     if not m:
         raise r.error("Expected FLAGS, +FLAGS or -FLAGS")
     r.pos = m.end()
     mode = {b"": "set", b"+": "add", b"-": "remove"}[m.group(1)]
     silent = m.group(2) is not None
-    r.sp()
+    r.sp("flags")
     if r.peek() == b"(":
         flags = r.flag_list()
     else:
@@ -933,14 +1013,14 @@ def _store(r: Reader, tag: str, name: str, uid: bool = False) -> c.Command:
 
 @command("COPY", "MOVE")
 def _copy(r: Reader, tag: str, name: str, uid: bool = False) -> c.Command:
-    r.sp()
+    r.sp("sequence set")
     seqset = r.seqset()
-    r.sp()
+    r.sp("mailbox name")
     return c.CopyMove(tag, name, seqset, r.mailbox(), uid)
 
 
 def _uid_expunge(r: Reader, tag: str, name: str) -> c.Command:
-    r.sp()
+    r.sp("sequence set")
     return c.UidExpunge(tag, name, r.seqset())
 
 
@@ -967,7 +1047,7 @@ def _generic_list(r: Reader) -> list[Any]:
             elif ch in (b'"', b"{"):
                 out.append(_text(r.string()))
             else:
-                tok = r._match(_ASTRING_RE)
+                tok = r._match(_LIST_ELEMENT_RE)
                 if tok is None:
                     raise r.error("Expected list element")
                 out.append(tok.decode("ascii", "replace"))

@@ -16,6 +16,7 @@ from typing import Iterable
 _QUOTABLE = re.compile(rb'[^\x00\r\n\x80-\xff]*')
 _NEEDS_ESCAPE = re.compile(rb'["\\]')
 _ATOM_SAFE = re.compile(rb"[^\x00-\x20\x7f-\xff(){%*\"\\\]]+")
+_CTL = re.compile(rb"[\x00-\x1f\x7f]")
 MAX_QUOTED = 1024
 
 
@@ -68,7 +69,7 @@ def _encode_into(value: object, out: list[bytes]) -> None:
     if value is None:
         out.append(b"NIL")
     elif isinstance(value, Atom):
-        out.append(value.encode("ascii", "replace"))
+        out.append(_atom(value))
     elif isinstance(value, Literal):
         out.append(b"{%d}\r\n" % len(value) + value)
     elif isinstance(value, bytes):
@@ -92,13 +93,19 @@ def _encode_into(value: object, out: list[bytes]) -> None:
         raise TypeError(f"cannot encode {type(value).__name__} as an IMAP value")
 
 
+def _atom(value: str) -> bytes:
+    """An atom (flag, keyword) as is, but 7-bit and without control characters:
+    whatever a mail store holds can never break the framing of a response."""
+    return _CTL.sub(b"?", value.encode("ascii", "replace"))
+
+
 def flag_list(flags: Iterable[str]) -> bytes:
-    return b"(" + " ".join(flags).encode("utf-8", "surrogateescape") + b")"
+    return b"(" + b" ".join(_atom(f) for f in flags) + b")"
 
 
 def _text(text: str) -> bytes:
-    """Human-readable text: one line, 7-bit, so it can never break framing."""
-    return text.replace("\r", " ").replace("\n", " ").encode("ascii", "replace")
+    """Human-readable text: one line, 7-bit, no NUL, so it can never break framing."""
+    return text.replace("\r", " ").replace("\n", " ").replace("\0", " ").encode("ascii", "replace")
 
 
 def tagged(tag: str, status: str, text: str, code: str | None = None) -> bytes:
@@ -106,7 +113,7 @@ def tagged(tag: str, status: str, text: str, code: str | None = None) -> bytes:
     head = f"{tag} {status} "
     if code:
         head += f"[{code}] "
-    return head.encode("ascii", "replace") + _text(text) + b"\r\n"
+    return _text(head) + _text(text) + b"\r\n"
 
 
 def untagged(text: str, code: str | None = None, status: str = "OK") -> bytes:
@@ -114,7 +121,7 @@ def untagged(text: str, code: str | None = None, status: str = "OK") -> bytes:
     head = f"* {status} "
     if code:
         head += f"[{code}] "
-    return head.encode("ascii", "replace") + _text(text) + b"\r\n"
+    return _text(head) + _text(text) + b"\r\n"
 
 
 def continuation(text: str = "Ready") -> bytes:

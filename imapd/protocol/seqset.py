@@ -59,16 +59,13 @@ class SeqSet:
         client referenced a message that does not exist)."""
         if count == 0:
             raise ValueError("no messages in mailbox")
-        seen: set[int] = set()
-        out: list[int] = []
-        for a, b in self.resolved(count):
+        ranges = self.resolved(count)
+        for a, b in ranges:
             if b > count:
                 raise ValueError(f"message number {b} out of range (mailbox has {count})")
-            for n in range(a, b + 1):
-                if n not in seen:
-                    seen.add(n)
-                    out.append(n)
-        out.sort()
+        out: list[int] = []
+        for a, b in _merged(ranges):
+            out.extend(range(a, b + 1))
         return out
 
     def select_uids(self, uids: Sequence[int]) -> list[int]:
@@ -78,15 +75,10 @@ class SeqSet:
         `*` is the largest UID in use (so `N:*` always includes it)."""
         if not uids:
             return []
-        largest = uids[-1]
-        ranges = self.resolved(largest)
-        if len(ranges) == 1:
-            a, b = ranges[0]
-            return list(uids[bisect_left(uids, a) : bisect_right(uids, b)])
-        picked: set[int] = set()
-        for a, b in ranges:
-            picked.update(uids[bisect_left(uids, a) : bisect_right(uids, b)])
-        return sorted(picked)
+        out: list[int] = []
+        for a, b in _merged(self.resolved(uids[-1])):
+            out.extend(uids[bisect_left(uids, a) : bisect_right(uids, b)])
+        return out
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         return iter(self.ranges)
@@ -98,13 +90,32 @@ class SeqSet:
         return f"SeqSet({format_seqset(self)!r})"
 
 
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Ordered (low, high) ranges sorted and joined where they overlap or touch,
+    so that expanding them costs only the size of the result."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1] + 1:
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
 def _number(text: str) -> int:
     if text == "*":
         return STAR
-    if not text.isdigit() or not text.isascii() or text[0] == "0":
-        raise ValueError(f"bad number {text!r} in sequence set")
+    if not text:
+        raise ValueError("empty number in sequence set")
+    if not text.isdigit() or not text.isascii():
+        raise ValueError(f"bad number {text[:20]!r} in sequence set")
+    if text.strip("0") == "":
+        raise ValueError("0 is not a valid message number or UID (they start at 1)")
+    if text[0] == "0":
+        raise ValueError(f"number {text[:20]} has a leading zero")
     if len(text) > 10 or int(text) > MAX_NUMBER:
-        raise ValueError(f"number {text} too large in sequence set")
+        raise ValueError(f"number {text[:20]} is too large (the limit is {MAX_NUMBER})")
     return int(text)
 
 

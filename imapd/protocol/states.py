@@ -13,15 +13,16 @@ LOGOUT = "logout"
 
 ANY_STATE = frozenset({"CAPABILITY", "NOOP", "LOGOUT", "ID"})
 NOT_AUTHENTICATED_ONLY = frozenset({"STARTTLS", "AUTHENTICATE", "LOGIN"})
+AUTHENTICATED_ONLY = frozenset({"ENABLE"})  # RFC 5161 §3.1, RFC 9051 §6.3.1
 AUTHENTICATED_OR_SELECTED = frozenset({
-    "ENABLE", "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE",
+    "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE",
     "LIST", "LSUB", "STATUS", "APPEND", "IDLE", "NAMESPACE",
 })
 SELECTED_ONLY = frozenset({"CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE"})
 
 ALLOWED: dict[str, frozenset[str]] = {
     NOT_AUTHENTICATED: ANY_STATE | NOT_AUTHENTICATED_ONLY,
-    AUTHENTICATED: ANY_STATE | AUTHENTICATED_OR_SELECTED,
+    AUTHENTICATED: ANY_STATE | AUTHENTICATED_ONLY | AUTHENTICATED_OR_SELECTED,
     SELECTED: ANY_STATE | AUTHENTICATED_OR_SELECTED | SELECTED_ONLY,
     LOGOUT: frozenset(),
 }
@@ -37,6 +38,8 @@ def refusal(state: str, name: str) -> str:
         return f"{name} is only allowed before authentication"
     if state == NOT_AUTHENTICATED:
         return f"{name} requires authentication: LOGIN or AUTHENTICATE first"
+    if name in AUTHENTICATED_ONLY:
+        return f"{name} is only allowed in the authenticated state, before SELECT"
     if name in SELECTED_ONLY:
         return f"{name} requires a selected mailbox: SELECT or EXAMINE first"
     return f"{name} is not allowed in the {state} state"

@@ -184,8 +184,12 @@ class Store(abc.ABC):
         """Remove `name` from the subscriptions."""
 
     @abc.abstractmethod
-    def status(self, name: str) -> MailboxStatus:
-        """Counts for STATUS without selecting (and without taking \\Recent)."""
+    def status(self, name: str, items: Iterable[str] | None = None) -> MailboxStatus:
+        """Counts for STATUS without selecting (and without taking \\Recent).
+
+        `items` names the STATUS items wanted ("MESSAGES", "SIZE", ...; None =
+        all): a backend may leave out what is costly and was not asked for
+        (SIZE can mean reading every message whose size is not known yet)."""
 
     @abc.abstractmethod
     def open(self, name: str, readonly: bool = False) -> "Mailbox":
@@ -311,16 +315,18 @@ class Mailbox(abc.ABC):
     def cache_put(self, uid: int, key: str, value: object) -> None:
         """Remember a derived value; it must be dropped if the message changes."""
 
-    def status(self) -> MailboxStatus:
-        """Counts of the open mailbox."""
+    def status(self, items: Iterable[str] | None = None) -> MailboxStatus:
+        """Counts of the open mailbox (`items` as in Store.status: SIZE is
+        computed only when asked for or when items is None)."""
         uids = self.uids()
+        want_size = items is None or "SIZE" in {i.upper() for i in items}
         return MailboxStatus(
             messages=len(uids),
             recent=sum(1 for u in uids if self.is_recent(u)),
             uidnext=self.uidnext,
             uidvalidity=self.uidvalidity,
             unseen=sum(1 for u in uids if "\\Seen" not in self.flags(u)),
-            size=sum(self.size(u) for u in uids),
+            size=sum(self.size(u) for u in uids) if want_size else 0,
         )
 
     def close(self) -> None:

@@ -1,0 +1,175 @@
+"""Dovecot-compatible dotlocks (`<file>.lock`), relative to a directory fd.
+
+The lock file is created with O_EXCL (Dovecot's default `dotlock_use_excl`) and
+holds `<pid>:<hostname>`.  A waiter treats a lock as stale when it names this
+host and a pid that no longer exists, or when neither the lock nor the file it
+protects has changed for `stale_timeout` seconds; it then removes it (only if
+it is still the same inode it judged) and retries.  Waiting is bounded: past
+`timeout` a StoreError [INUSE] says which lock could not be taken.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import time
+
+from imapd.store.base import StoreError
+from imapd.store.maildir.layout import lock_hostname
+
+_MY_HOST = lock_hostname()
+
+
+class LockTimeout(StoreError):
+    code = "INUSE"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return True
+    return True
+
+
+class DotLock:
+    """A re-entrant dotlock on `<name>.lock` inside the directory `dir_fd`."""
+
+    def __init__(
+        self,
+        dir_fd: int,
+        name: str,
+        stale_timeout: float = 120.0,
+        timeout: float = 30.0,
+    ) -> None:
+        self.dir_fd = dir_fd
+        self.name = name
+        self.lock_name = name + ".lock"
+        self.stale_timeout = stale_timeout
+        self.timeout = timeout
+        self._count = 0
+        self._ino: int | None = None
+        self._dev: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._count > 0
+
+    def _try_create(self) -> bool:
+        try:
+            fd = os.open(
+                self.lock_name,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=self.dir_fd,
+            )
+        except FileExistsError:
+            return False
+        try:
+            os.write(fd, ("%d:%s" % (os.getpid(), _MY_HOST)).encode())
+            st = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            try:
+                os.unlink(self.lock_name, dir_fd=self.dir_fd)
+            except OSError:
+                pass
+            raise
+        os.close(fd)
+        self._ino, self._dev = st.st_ino, st.st_dev
+        return True
+
+    def _is_stale(self, now: float) -> tuple[bool, os.stat_result | None]:
+        try:
+            st = os.stat(self.lock_name, dir_fd=self.dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return True, None
+        content = b""
+        try:
+            fd = os.open(self.lock_name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
+            try:
+                content = os.read(fd, 512)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+        pid_s, sep, host = content.decode("utf-8", "replace").strip().partition(":")
+        if sep and host == _MY_HOST and pid_s.isdigit():
+            pid = int(pid_s)
+            if pid != os.getpid() and not _pid_alive(pid):
+                return True, st
+        if now - st.st_mtime > self.stale_timeout:
+            try:
+                fst = os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
+                if now - fst.st_mtime <= self.stale_timeout:
+                    return False, st  # the protected file is still being changed
+            except OSError:
+                pass
+            return True, st
+        return False, st
+
+    def acquire(self) -> None:
+        """Take the lock (re-entrant); StoreError [INUSE] after `timeout`."""
+        if self._count:
+            self._count += 1
+            return
+        deadline = time.monotonic() + self.timeout
+        delay = 0.0005
+        while True:
+            if self._try_create():
+                self._count = 1
+                return
+            stale, st = self._is_stale(time.time())
+            if stale:
+                if st is not None:
+                    try:
+                        cur = os.stat(self.lock_name, dir_fd=self.dir_fd, follow_symlinks=False)
+                        if (cur.st_ino, cur.st_dev) == (st.st_ino, st.st_dev):
+                            os.unlink(self.lock_name, dir_fd=self.dir_fd)
+                    except FileNotFoundError:
+                        pass
+                    # like Dovecot: pause a moment so that two waiters that both
+                    # judged the lock stale don't remove each other's new lock
+                    time.sleep(random.uniform(0.0001, 0.002))
+                continue
+            if time.monotonic() >= deadline:
+                raise LockTimeout("Timeout while waiting for lock %s" % self.lock_name)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def release(self) -> None:
+        if self._count <= 0:
+            return
+        self._count -= 1
+        if self._count:
+            return
+        try:
+            st = os.stat(self.lock_name, dir_fd=self.dir_fd, follow_symlinks=False)
+            if (st.st_ino, st.st_dev) == (self._ino, self._dev):
+                os.unlink(self.lock_name, dir_fd=self.dir_fd)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.EROFS):
+                raise
+        self._ino = self._dev = None
+
+    def touch(self) -> None:
+        """Refresh the lock's mtime during a long operation."""
+        if self._count:
+            try:
+                os.utime(self.lock_name, dir_fd=self.dir_fd, follow_symlinks=False)
+            except OSError:
+                pass
+
+    def __enter__(self) -> "DotLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

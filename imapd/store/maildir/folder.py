@@ -1,0 +1,263 @@
+"""One Maildir directory as this process sees it, shared by every user of it in
+the process (the Store's APPEND/COPY and any open Mailbox objects).
+
+It owns the directory fds (so every later open is relative to a directory we
+checked, never re-resolving a path that a symlink could redirect), the
+uidlist, the keywords, the dotlock, and two things that make a big mailbox
+cheap to keep in sync:
+
+* `expected`: the mtimes of cur/ and new/ that this process can fully account
+  for.  A directory whose mtime still equals it needs no readdir.  It is set
+  by a full scan (only when the mtime was at least a second old when it was
+  read, since file-system timestamps are coarse) and carried forward across
+  our own renames/links/unlinks (each checked before and after).
+* `log`: what this process itself did (messages added, flags written, files
+  removed or moved new/ -> cur/), so every Mailbox object on the folder learns
+  of them without a readdir.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+import weakref
+from typing import TYPE_CHECKING, Any  # noqa: F401
+
+from imapd.store.base import StoreError
+from imapd.store.maildir import index as idxmod
+from imapd.store.maildir.dotlock import DotLock
+from imapd.store.maildir.flags import FlagCodec
+from imapd.store.maildir.keywords import Keywords
+from imapd.store.maildir.layout import O_DIR
+from imapd.store.maildir.uidlist import UidList, read_courier_uiddb
+
+if TYPE_CHECKING:
+    from imapd.store.maildir.store import MaildirStore
+
+# A directory mtime must be this much older than the moment we read it before
+# we trust that a later equal mtime means "unchanged" (coarse timestamps).
+TRUST_AGE_NS = 1_000_000_000
+# After our own changes, verify with a full scan once things are this quiet.
+VERIFY_AFTER = 2.0
+
+
+class MaildirFolder:
+    def __init__(self, store: "MaildirStore", name: str, dirname: str, fd: int) -> None:
+        self.store = store
+        self.name = name
+        self.dirname = dirname
+        self.fd = fd
+        st = os.fstat(fd)
+        self.ident = (st.st_dev, st.st_ino)
+        self.writable = not store.readonly
+        self.cur_fd = -1
+        self.new_fd = -1
+        self.tmp_fd = -1
+        try:
+            self.cur_fd = self._subdir("cur")
+            self.new_fd = self._subdir("new")
+            try:
+                self.tmp_fd = self._subdir("tmp")
+            except OSError:
+                if self.writable:
+                    raise
+        except BaseException:
+            self.close()
+            raise
+        self.uidlist = UidList(fd)
+        self.keywords = Keywords(fd)
+        self.codec = FlagCodec(self.keywords)
+        self.lock = DotLock(fd, "dovecot-uidlist", stale_timeout=120.0, timeout=store.lock_timeout)
+        self.boxes: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        self.expected: list[int | None] = [None, None]  # cur, new
+        self.from_own_op = False
+        self.last_own_op = 0.0
+        self.epoch = 0
+        self.log: list[tuple] = []
+        self.log_base = 0
+        self.closed = False
+
+    # ------------------------------------------------------------ basics
+    def _subdir(self, sub: str) -> int:
+        try:
+            return os.open(sub, O_DIR, dir_fd=self.fd)
+        except FileNotFoundError:
+            if not self.writable:
+                raise
+            try:
+                os.mkdir(sub, 0o700, dir_fd=self.fd)
+            except FileExistsError:
+                pass
+            return os.open(sub, O_DIR, dir_fd=self.fd)
+
+    def still_there(self) -> bool:
+        """True if our fd still is the directory the name points to (not
+        renamed or deleted by someone else since we opened it)."""
+        root = self.store.root_fd
+        try:
+            st = os.stat(self.dirname or ".", dir_fd=root, follow_symlinks=False)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self.ident
+
+    def close(self) -> None:
+        for attr in ("cur_fd", "new_fd", "tmp_fd", "fd"):
+            fd = getattr(self, attr, -1)
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+                setattr(self, attr, -1)
+        self.closed = True
+
+    def dir_state(self) -> tuple[int, int]:
+        return os.stat(self.cur_fd).st_mtime_ns, os.stat(self.new_fd).st_mtime_ns
+
+    def require_writable(self) -> None:
+        if not self.writable:
+            from imapd.store.base import ReadOnlyStore
+
+            raise ReadOnlyStore("Mailbox store is read-only")
+
+    # ------------------------------------------------------ own changes
+    def begin_own(self) -> tuple[bool, bool]:
+        st = self.dir_state()
+        return (
+            self.expected[0] is not None and st[0] == self.expected[0],
+            self.expected[1] is not None and st[1] == self.expected[1],
+        )
+
+    def end_own(self, ok: tuple[bool, bool]) -> None:
+        st = self.dir_state()
+        self.expected = [st[0] if ok[0] else None, st[1] if ok[1] else None]
+        self.from_own_op = True
+        self.last_own_op = time.monotonic()
+
+    def after_scan(self, pre: tuple[int, int], t_ns: int) -> None:
+        """A full scan read the directories as they were at `pre` (stat'ed at
+        wall time t_ns): trust those mtimes only if they were old enough."""
+        self.expected = [m if m < t_ns - TRUST_AGE_NS else None for m in pre]
+        self.from_own_op = False
+        self.epoch += 1
+
+    def add_log(self, event: tuple) -> None:
+        if self.boxes:
+            self.log.append(event)
+
+    def trim_log(self) -> None:
+        if not self.log:
+            return
+        boxes = list(self.boxes)
+        low = min((b._log_pos for b in boxes), default=self.log_base + len(self.log))
+        cut = low - self.log_base
+        if cut > 0:
+            del self.log[:cut]
+            self.log_base += cut
+
+    # ---------------------------------------------------------- uidlist
+    def ensure_uidlist(self) -> None:
+        """Make sure a usable uidlist exists (lock held): import Courier's
+        courierimapuiddb, or rebuild from our index, before inventing a new
+        UIDVALIDITY — a list is only "lost" when nothing remembers it."""
+        ul = self.uidlist
+        ul.refresh_tail()
+        if ul.version == 3 and ul.uidvalidity and not ul.header_broken:
+            return
+        if ul.version == 1 and ul.uidvalidity:
+            ul.load()
+            ul.rewrite()  # upgrade to version 3, as Dovecot does
+            return
+        if not ul.loaded:
+            ul.load()
+        if ul.ident is not None and ul.uids:
+            # header broken but records readable: keep the UIDs
+            v = ul.uidvalidity
+            if not v:
+                d = idxmod.load_index(self.fd)
+                v = d.uidvalidity if d and d.uidvalidity else self.store.new_uidvalidity()
+            ul.rewrite(uidvalidity=v)
+            return
+        courier = read_courier_uiddb(self.fd)
+        if courier is not None:
+            v, n, uids, bases = courier
+            ul.uidvalidity = v
+            ul.next_uid = max(n, 1)
+            ul.set_records(uids, bases)
+            ul.rewrite()
+            return
+        d = idxmod.load_index(self.fd)
+        if d is not None and d.uidvalidity and not ul.uidvalidity:
+            ul.uidvalidity = d.uidvalidity
+            n = max(d.uids[-1] + 1 if d.uids else 1, ul.next_uid)
+            ul.next_uid = n
+            ul.set_records(list(d.uids), list(d.bases))
+            ul.rewrite()
+            return
+        if not ul.uidvalidity:
+            ul.uidvalidity = self.store.new_uidvalidity()
+        ul.set_records([], [])
+        ul.rewrite()
+
+    def read_uidvalidity(self) -> int:
+        """UIDVALIDITY without loading every record (header only)."""
+        ul = self.uidlist
+        if not ul.tail_known:
+            ul.refresh_tail()
+        return ul.uidvalidity
+
+    # ----------------------------------------------------------- recent
+    def claim_recent_range(self, next_uid: int) -> int:
+        """Under the lock: return the shared "first recent UID" and move it to
+        `next_uid`.  UIDs in [returned value, next_uid) are \\Recent for the
+        caller and for nobody else."""
+        state = idxmod.read_state(self.fd)
+        v = self.uidlist.uidvalidity
+        first = state.get("R", 1) if state.get("V") == v else 1
+        if next_uid > first:
+            idxmod.write_state(self.fd, {"V": v, "R": next_uid})
+        return first
+
+    def peek_first_recent(self) -> int:
+        state = idxmod.read_state(self.fd)
+        if state.get("V") != self.uidlist.uidvalidity:
+            return 1
+        return state.get("R", 1)
+
+    # -------------------------------------------------------- delivery
+    def new_tmp_file(self) -> tuple[str, int]:
+        """A fresh uniquely named file in tmp/ (O_EXCL), as (name, fd)."""
+        self.require_writable()
+        for _ in range(100):
+            name = self.store.unique_name()
+            try:
+                fd = os.open(
+                    name,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    0o600,
+                    dir_fd=self.tmp_fd,
+                )
+                return name, fd
+            except FileExistsError:
+                continue
+        raise StoreError("Could not create a unique temporary file")
+
+    def unlink_tmp(self, name: str) -> None:
+        try:
+            os.unlink(name, dir_fd=self.tmp_fd)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+
+    def link_into_cur(self, src_name: str, src_fd: int, suffix: str, info: str) -> str:
+        """Hard-link a complete file into cur/ under a fresh unique base name;
+        returns the base name.  EEXIST picks another name (never overwrite)."""
+        for _ in range(100):
+            base = self.store.unique_name() + suffix
+            try:
+                os.link(src_name, base + ":" + info, src_dir_fd=src_fd, dst_dir_fd=self.cur_fd, follow_symlinks=False)
+                return base
+            except FileExistsError:
+                continue
+        raise StoreError("Could not create a unique file name")

@@ -1,0 +1,1239 @@
+"""MaildirMailbox: one selected (or examined) Maildir folder.
+
+Per-message state lives in parallel arrays indexed by position (= sequence
+number - 1): UIDs, base names, info suffixes (interned: a mailbox has few
+distinct ones), a "still in new/" byte, wire sizes, internal dates and MODSEQs.
+A 100,000-message mailbox costs a few tens of MB, not an object per message.
+
+The view changes only in `sync()`.  Elsewhere a vanished file (renamed by mutt,
+expunged by another session) is found again by its base name with one readdir
+(`_relocate`), and whatever that teaches is reported by the next sync.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as _stat
+import sys
+import time
+from array import array
+from bisect import bisect_left
+from itertools import compress
+from typing import TYPE_CHECKING, BinaryIO, Iterable, Sequence
+
+from imapd.store.base import (
+    CopyResult,
+    Mailbox,
+    MailboxStatus,
+    NoSuchMessage,
+    ReadOnlyStore,
+    SyncChanges,
+)
+from imapd.store.maildir import index as idxmod
+from imapd.store.maildir.flags import FORWARDED, flag_letters, normalize_flag
+from imapd.store.maildir.folder import VERIFY_AFTER, MaildirFolder
+from imapd.store.maildir.layout import O_FILE
+from imapd.store.maildir.message import CRLFReader, read_wire, wire_size_of_fd
+
+if TYPE_CHECKING:
+    from imapd.store.maildir.store import MaildirStore
+
+NO_TIME = -1.0e300  # internal date not known yet
+_intern = sys.intern
+
+
+def _maildir_sort_key(base: str) -> tuple[int, str]:
+    """Order new files roughly by delivery time, as Dovecot numbers them."""
+    dot = base.find(".")
+    head = base[:dot] if dot > 0 else ""
+    return (int(head) if head.isdigit() else 0, base)
+
+
+def _good_name(name: str) -> bool:
+    return bool(name) and name[0] != "." and "\n" not in name and "\r" not in name and "/" not in name
+
+
+def _list_dir(fd: int) -> list[str]:
+    """Regular files of a directory (symlinks and subdirectories skipped,
+    dot files and names with CR/LF ignored as Dovecot does)."""
+    with os.scandir(fd) as it:
+        names = [e.name for e in it if e.is_file(follow_symlinks=False)]
+    if names:
+        j = "\n".join(names)
+        if j[0] == "." or "\n." in j or "\r" in j or j.count("\n") != len(names) - 1:
+            names = [n for n in names if _good_name(n)]
+    return names
+
+
+def _scan_dir(fd: int) -> tuple[dict[str, str], list[str] | None]:
+    """base -> info for the regular files of a directory, built entry by
+    entry (no list of 100,000 names held at once; info suffixes interned).
+    Second value: the names if two files share a base name, else None."""
+    found: dict[str, str] = {}
+    count = 0
+    intern = _intern
+    with os.scandir(fd) as it:
+        for e in it:
+            name = e.name
+            if name[0] == "." or "\n" in name or "\r" in name:
+                continue
+            if not e.is_file(follow_symlinks=False):
+                continue
+            b, _, i = name.partition(":")
+            found[b] = intern(i)
+            count += 1
+    if count != len(found):
+        return found, _list_dir(fd)
+    return found, None
+
+
+def _split_names(names: list[str]) -> dict[str, str]:
+    """base -> info for a directory listing."""
+    return {b: i for b, _, i in map(str.partition, names, [":"] * len(names))}
+
+
+class MaildirMailbox(Mailbox):
+    def __init__(self, store: "MaildirStore", folder: MaildirFolder, name: str, readonly: bool) -> None:
+        self.name = name
+        self.readonly = readonly or not folder.writable
+        self._store = store
+        self._f = folder
+        self._closed = False
+        self._uids = array("I")
+        self._hint = 0
+        self._bases: list[str] = []
+        self._infos: list[str] = []
+        self._innew = bytearray()
+        self._wsize = array("q")
+        self._mtime = array("d")
+        self._modseq = array("Q")
+        self._hms = 1
+        self._uidvalidity = 0
+        self._max_seen = 0
+        self._virtual: dict[str, int] = {}  # read-only store: UIDs we could not write
+        self._virtual_next = 0
+        self._recent: list[tuple[int, int]] = []  # [lo, hi) ranges this session holds
+        self._peek_first_recent = 0
+        self._pending = SyncChanges()
+        self._pending_flags: set[int] = set()
+        self._log_pos = folder.log_base + len(folder.log)
+        self._epoch = -1
+        self._synced_ul: tuple | None = None
+        self._synced_dirs: tuple | None = None
+        self._last_full = 0.0
+        self._index_dirty = False
+        self._cache: dict[int, tuple] | None = None
+        self._cache_dirty = False
+        self._watch = None
+        folder.boxes.add(self)
+        try:
+            self._open()
+        except BaseException:
+            folder.boxes.discard(self)
+            raise
+
+    # ================================================================ open
+    def _open(self) -> None:
+        f = self._f
+        ul = f.uidlist
+        st = ul.stat()
+        idx = idxmod.load_index(f.fd) if self._store.use_index else None
+        ident = None if st is None else (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        same_list = idx is not None and st is not None and idx.uidlist_ident == ident and idx.uidvalidity
+        if same_list:
+            ul.refresh_tail()
+            same_list = ul.uidvalidity == idx.uidvalidity and ul.version == 3  # type: ignore[union-attr]
+        if same_list:
+            assert idx is not None
+            # the index is the view as of this very uidlist: adopt it
+            self._uidvalidity = idx.uidvalidity
+            self._uids = idx.uids
+            self._bases = idx.bases
+            self._infos = list(map(_intern, idx.infos))
+            self._innew = idx.innew
+            self._wsize = idx.wsize
+            self._mtime = idx.mtime
+            self._modseq = idx.modseq
+            self._hms = idx.highestmodseq
+            self._max_seen = self._uids[-1] if len(self._uids) else 0
+            self._synced_ul = idx.uidlist_ident
+            t_ns = time.time_ns()
+            dirs = f.dir_state()
+            warm = (
+                idx.dirs is not None
+                and tuple(dirs) == tuple(idx.dirs)
+                and all(m < t_ns - 1_000_000_000 for m in dirs)
+            )
+            others = [b for b in f.boxes if b is not self]
+            if warm and (not others or f.expected == list(idx.dirs)):
+                # nothing changed since the snapshot: no readdir at all
+                if f.expected != list(idx.dirs):
+                    f.expected = list(idx.dirs)
+                    f.from_own_op = False
+                    f.epoch += 1
+                self._epoch = f.epoch
+                self._synced_dirs = idx.dirs
+                self._last_full = time.monotonic()
+            else:
+                # same UIDs, but files may have been renamed/removed/added;
+                # nothing was reported to anyone yet, so every UID may appear
+                self._max_seen = 0
+                self._full_sync(initial=True)
+        else:
+            if idx is not None:
+                self._hms = max(self._hms, idx.highestmodseq)
+                idx.bases = []  # not needed to seed: free them before the scan
+            self._full_sync(seed=idx, initial=True)
+        del idx
+        self._pending = SyncChanges()
+        self._pending_flags.clear()
+        if not self.readonly:
+            self._claim_recent(self._uids, initial=True)
+        else:
+            self._peek_first_recent = f.peek_first_recent() if len(self._uids) else 0
+
+    # ============================================================ helpers
+    def _pos(self, uid: int) -> int:
+        uids = self._uids
+        h = self._hint
+        try:
+            if uids[h] == uid:
+                return h
+            if uids[h + 1] == uid:  # FETCH walks the mailbox in order
+                self._hint = h + 1
+                return h + 1
+        except IndexError:
+            pass
+        i = bisect_left(uids, uid)
+        if i < len(uids) and uids[i] == uid:
+            self._hint = i
+            return i
+        return -1
+
+    def _must_pos(self, uid: int) -> int:
+        p = self._pos(uid)
+        if p < 0:
+            raise NoSuchMessage("No such message (UID %d)" % uid)
+        return p
+
+    def _filename(self, p: int) -> str:
+        info = self._infos[p]
+        return self._bases[p] + ":" + info if info else self._bases[p]
+
+    def _dirfd(self, p: int) -> int:
+        return self._f.new_fd if self._innew[p] else self._f.cur_fd
+
+    def _require_rw(self) -> None:
+        if self.readonly:
+            raise ReadOnlyStore("Mailbox is read-only")
+
+    def _can_write_files(self) -> bool:
+        return self._f.writable
+
+    def _lookup_all(self) -> dict[str, tuple[str, int]]:
+        """One readdir of new/ and cur/: base -> (info, in_new)."""
+        found: dict[str, tuple[str, int]] = {}
+        for b, i in _split_names(_list_dir(self._f.new_fd)).items():
+            found[b] = (i, 1)
+        for b, i in _split_names(_list_dir(self._f.cur_fd)).items():
+            found[b] = (i, 0)
+        return found
+
+    def _relocate(self) -> dict[str, tuple[str, int]]:
+        """Find every message's current file name again (after ENOENT).  The
+        UID list is not changed; changed flags are reported at the next sync."""
+        found = self._lookup_all()
+        codec = self._f.codec
+        for p, b in enumerate(self._bases):
+            e = found.get(b)
+            if e is None:
+                continue
+            info, innew = e
+            if info != self._infos[p] or innew != self._innew[p]:
+                if codec.flags(info) != codec.flags(self._infos[p]):
+                    self._pending_flags.add(self._uids[p])
+                    self._hms += 1
+                    self._modseq[p] = self._hms
+                self._infos[p] = _intern(info)
+                self._innew[p] = innew
+                self._index_dirty = True
+        self._f.expected = [None, None]  # something moved under us: rescan at sync
+        return found
+
+    def _open_file(self, p: int) -> int:
+        try:
+            return os.open(self._filename(p), O_FILE, dir_fd=self._dirfd(p))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise NoSuchMessage("Message file is a symlink; not served") from None
+            raise
+        found = self._relocate()
+        if self._bases[p] not in found:
+            raise NoSuchMessage("Message was expunged (UID %d)" % self._uids[p])
+        try:
+            return os.open(self._filename(p), O_FILE, dir_fd=self._dirfd(p))
+        except FileNotFoundError:
+            raise NoSuchMessage("Message was expunged (UID %d)" % self._uids[p]) from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise NoSuchMessage("Message file is a symlink; not served") from None
+            raise
+
+    def _check_file(self, p: int, fd: int) -> None:
+        """A file whose mtime differs from what we knew was replaced: forget
+        cached data for it."""
+        st = os.fstat(fd)
+        if not _stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise NoSuchMessage("Message file is not a regular file")
+        old = self._mtime[p]
+        if old != NO_TIME and old != st.st_mtime:
+            uid = self._uids[p]
+            self._wsize[p] = -1
+            if self._cache is not None and self._cache.pop(uid, None) is not None:
+                self._cache_dirty = True
+        if old != st.st_mtime:
+            self._mtime[p] = st.st_mtime
+            self._index_dirty = True
+
+    # ====================================================== Mailbox API
+    @property
+    def uidvalidity(self) -> int:
+        return self._uidvalidity
+
+    @property
+    def uidnext(self) -> int:
+        n = self._f.uidlist.next_uid if self._f.uidlist.tail_known else 1
+        n = max(n, self._max_seen + 1, self._virtual_next)
+        return n
+
+    @property
+    def highestmodseq(self) -> int:
+        return self._hms
+
+    def uids(self) -> Sequence[int]:
+        return self._uids
+
+    def modseq(self, uid: int) -> int:
+        return self._modseq[self._must_pos(uid)]
+
+    def flags(self, uid: int) -> frozenset[str]:
+        return self._f.codec.flags(self._infos[self._must_pos(uid)])
+
+    def is_recent(self, uid: int) -> bool:
+        if self.readonly:
+            return bool(self._peek_first_recent) and uid >= self._peek_first_recent
+        for lo, hi in self._recent:
+            if lo <= uid < hi:
+                return True
+        return False
+
+    def keywords(self) -> list[str]:
+        kws = self._f.keywords.defined()
+        if not any(k.lower() == FORWARDED.lower() for k in kws):
+            kws = [FORWARDED] + kws
+        return kws
+
+    def can_create_keywords(self) -> bool:
+        if self.readonly:
+            return False
+        return len(self._f.keywords.defined()) < 26
+
+    def internal_date(self, uid: int) -> float:
+        p = self._must_pos(uid)
+        t = self._mtime[p]
+        if t != NO_TIME:
+            return t
+        try:
+            st = os.stat(self._filename(p), dir_fd=self._dirfd(p), follow_symlinks=False)
+        except FileNotFoundError:
+            found = self._relocate()
+            if self._bases[p] not in found:
+                raise NoSuchMessage("Message was expunged (UID %d)" % uid) from None
+            st = os.stat(self._filename(p), dir_fd=self._dirfd(p), follow_symlinks=False)
+        self._mtime[p] = st.st_mtime
+        self._index_dirty = True
+        return st.st_mtime
+
+    def size(self, uid: int) -> int:
+        p = self._must_pos(uid)
+        w = self._wsize[p]
+        if w >= 0:
+            return w
+        w = self._size_from_names(p)
+        if w < 0:
+            fd = self._open_file(p)
+            try:
+                self._check_file(p, fd)
+                _, w = wire_size_of_fd(fd)
+            finally:
+                os.close(fd)
+            self._remember_ext_w(p, w)
+        self._wsize[p] = w
+        self._index_dirty = True
+        return w
+
+    def _size_from_names(self, p: int) -> int:
+        base = self._bases[p]
+        i = base.find(",W=")
+        if i >= 0:
+            j = i + 3
+            k = j
+            while k < len(base) and base[k].isdigit():
+                k += 1
+            if k > j:
+                return int(base[j:k])
+        ul = self._f.uidlist
+        if ul.loaded:
+            ri = ul.by_base().get(base)
+            if ri is not None:
+                v = ul.ext_value(ri, "W")
+                if v and v.isdigit():
+                    return int(v)
+        return -1
+
+    def _remember_ext_w(self, p: int, w: int) -> None:
+        """Dovecot keeps W<size> in the uidlist record when the name lacks it;
+        we set it in memory and it is written with the next rewrite."""
+        ul = self._f.uidlist
+        if ul.loaded:
+            ri = ul.by_base().get(self._bases[p])
+            if ri is not None and ul.ext_value(ri, "W") is None:
+                ul.set_ext(ri, "W", str(w))
+
+    def read(self, uid: int) -> bytes:
+        p = self._must_pos(uid)
+        fd = self._open_file(p)
+        try:
+            self._check_file(p, fd)
+            data = read_wire(fd)
+        finally:
+            os.close(fd)
+        if self._wsize[p] != len(data):
+            self._wsize[p] = len(data)
+            self._index_dirty = True
+        return data
+
+    def open_stream(self, uid: int) -> BinaryIO:
+        p = self._must_pos(uid)
+        fd = self._open_file(p)
+        try:
+            self._check_file(p, fd)
+        except BaseException:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+            raise
+        w = self._wsize[p]
+        import io
+
+        return io.BufferedReader(CRLFReader(fd, w if w >= 0 else None), 65536)  # type: ignore[return-value]
+
+    # ------------------------------------------------------------- flags
+    def store_flags(self, uids: Iterable[int], mode: str, flags: Iterable[str]) -> dict[int, frozenset[str]]:
+        self._require_rw()
+        if mode not in ("set", "add", "remove"):
+            raise ValueError("mode must be set, add or remove")
+        want = frozenset(normalize_flag(x) for x in flags if x.lower() != "\\recent")
+        f = self._f
+        codec = f.codec
+        positions = []
+        for u in uids:
+            p = self._pos(u)
+            if p >= 0:
+                positions.append(p)
+        if not positions:
+            return {}
+        if mode != "remove":
+            missing = codec.missing_keywords(want)
+            if missing:
+                with f.lock:
+                    f.ensure_uidlist()
+                    f.keywords.create(missing)
+        result: dict[int, frozenset[str]] = {}
+        log = len(f.boxes) > 1
+        ok = f.begin_own()
+        changed = 0
+        retry: list[int] = []
+        self._hms += 1
+        ms = self._hms
+        for p in positions:
+            old_info = self._infos[p]
+            old = codec.flags(old_info)
+            new = want if mode == "set" else (old | want if mode == "add" else old - want)
+            if new == old and not self._innew[p]:
+                result[self._uids[p]] = old
+                continue
+            new_info = _intern(codec.build_info(old_info, new))
+            if new_info == old_info and not self._innew[p]:
+                result[self._uids[p]] = old
+                continue
+            base = self._bases[p]
+            try:
+                os.rename(
+                    self._filename(p), base + ":" + new_info, src_dir_fd=self._dirfd(p), dst_dir_fd=f.cur_fd
+                )
+            except FileNotFoundError:
+                retry.append(p)
+                continue
+            changed += 1
+            self._infos[p] = new_info
+            self._innew[p] = 0
+            self._modseq[p] = ms
+            result[self._uids[p]] = codec.flags(new_info)
+            if log:
+                f.add_log(("flags", self._uids[p], new_info, id(self)))
+        if retry:
+            found = self._relocate()
+            for p in retry:
+                if self._bases[p] not in found:
+                    continue  # vanished: the next sync reports it
+                old_info = self._infos[p]
+                old = codec.flags(old_info)
+                new = want if mode == "set" else (old | want if mode == "add" else old - want)
+                new_info = _intern(codec.build_info(old_info, new))
+                if new_info != old_info or self._innew[p]:
+                    try:
+                        os.rename(
+                            self._filename(p),
+                            self._bases[p] + ":" + new_info,
+                            src_dir_fd=self._dirfd(p),
+                            dst_dir_fd=f.cur_fd,
+                        )
+                    except FileNotFoundError:
+                        continue
+                    self._infos[p] = new_info
+                    self._innew[p] = 0
+                    self._modseq[p] = ms
+                    changed += 1
+                    if log:
+                        f.add_log(("flags", self._uids[p], new_info, id(self)))
+                self._pending_flags.discard(self._uids[p])
+                result[self._uids[p]] = codec.flags(new_info)
+        if changed:
+            # (a long batch may have raced with someone else's rename: the
+            # verification scan VERIFY_AFTER seconds later catches that)
+            f.end_own(ok)
+            self._index_dirty = True
+        else:
+            self._hms -= 1
+        return result
+
+    # ----------------------------------------------------------- expunge
+    def expunge(self, uids: Iterable[int] | None = None) -> list[int]:
+        self._require_rw()
+        codec = self._f.codec
+        if uids is None:
+            deleted = {i for i in set(self._infos) if "\\Deleted" in codec.flags(i)}
+            positions = [p for p, i in enumerate(self._infos) if i in deleted]
+        else:
+            positions = []
+            for u in uids:
+                p = self._pos(u)
+                if p >= 0 and "\\Deleted" in codec.flags(self._infos[p]):
+                    positions.append(p)
+        return self._remove_positions(sorted(set(positions)), require_deleted=True)
+
+    def remove(self, uids: Iterable[int]) -> list[int]:
+        self._require_rw()
+        positions = sorted({p for p in (self._pos(u) for u in uids) if p >= 0})
+        return self._remove_positions(positions, require_deleted=False)
+
+    def _remove_positions(self, positions: list[int], require_deleted: bool) -> list[int]:
+        if not positions:
+            return []
+        f = self._f
+        ok = f.begin_own()
+        removed: list[int] = []
+        retry: list[int] = []
+        for p in positions:
+            try:
+                os.unlink(self._filename(p), dir_fd=self._dirfd(p))
+            except FileNotFoundError:
+                retry.append(p)
+                continue
+            removed.append(self._uids[p])
+        if retry:
+            found = self._relocate()
+            for p in retry:
+                e = found.get(self._bases[p])
+                if e is None:
+                    continue
+                if require_deleted and "T" not in flag_letters(e[0]):
+                    continue  # someone undeleted it meanwhile
+                try:
+                    os.unlink(self._filename(p), dir_fd=self._dirfd(p))
+                except FileNotFoundError:
+                    continue
+                removed.append(self._uids[p])
+        if removed:
+            f.end_own(ok)
+            removed.sort()
+            drop = set(removed)
+            with f.lock:
+                ul = f.uidlist
+                if not ul.loaded:
+                    ul.load()
+                else:
+                    ul.refresh()
+                if ul.ident is not None:
+                    ul.rewrite(drop=drop)
+            for u in removed:
+                f.add_log(("expunge", u))
+            if self._cache is not None:
+                for u in removed:
+                    if self._cache.pop(u, None) is not None:
+                        self._cache_dirty = True
+        return removed
+
+    # -------------------------------------------------------------- copy
+    def copy_to(self, uids: Sequence[int], dest: str) -> CopyResult:
+        return self._store._copy_messages(self, uids, dest)
+
+    def _copy_sources(self, uids: Sequence[int]) -> list[tuple[int, int]]:
+        out = []
+        for u in uids:
+            p = self._pos(u)
+            if p >= 0:
+                out.append((u, p))
+        return out
+
+    # ============================================================== sync
+    def sync(self) -> SyncChanges:
+        f = self._f
+        if f.closed:
+            return SyncChanges()
+        changes = SyncChanges()
+        self._apply_log(changes)
+        need_full = self._epoch != f.epoch
+        list_cur = list_new = need_full
+        if not need_full:
+            st = f.dir_state()
+            list_cur = f.expected[0] is None or st[0] != f.expected[0]
+            list_new = f.expected[1] is None or st[1] != f.expected[1]
+            if f.from_own_op and time.monotonic() - f.last_own_op > VERIFY_AFTER:
+                list_cur = list_new = True  # verify what our own changes left
+            if not (list_cur or list_new):
+                ust = f.uidlist.stat()
+                if ust is not None and f.uidlist.ident is not None and (
+                    (ust.st_dev, ust.st_ino) != f.uidlist.ident or ust.st_size != f.uidlist.offset
+                ):
+                    list_cur = list_new = True  # someone else numbered something
+        if list_cur or list_new:
+            self._full_sync(list_cur=list_cur or need_full, list_new=list_new or need_full, changes=changes)
+        self._merge_pending(changes)
+        if changes.added and not self.readonly:
+            self._claim_recent(changes.added, initial=False)
+        f.trim_log()
+        return changes
+
+    def _merge_pending(self, changes: SyncChanges) -> None:
+        gone = set(changes.expunged)
+        present_flags = {u for u in self._pending_flags if self._pos(u) >= 0 and u not in gone}
+        if present_flags:
+            s = set(changes.flags_changed) | present_flags
+            s -= set(changes.added)
+            changes.flags_changed = sorted(s)
+        self._pending_flags.clear()
+
+    def _apply_log(self, changes: SyncChanges) -> None:
+        f = self._f
+        start = self._log_pos - f.log_base
+        if start < 0:
+            start = 0
+        events = f.log[start:]
+        self._log_pos = f.log_base + len(f.log)
+        if not events:
+            return
+        add_uids: list[int] = []
+        add_rows: list[tuple] = []
+        gone: set[int] = set()
+        for ev in events:
+            kind = ev[0]
+            if kind == "add":
+                _, uid, base, info, innew, wsize, mtime = ev
+                if uid > self._max_seen and self._pos(uid) < 0:
+                    add_uids.append(uid)
+                    add_rows.append((uid, base, info, innew, wsize, mtime))
+            elif kind == "expunge":
+                gone.add(ev[1])
+            elif kind in ("flags", "move"):
+                uid, info = ev[1], ev[2]
+                src = ev[3] if kind == "flags" else None
+                p = self._pos(uid)
+                if p >= 0 and self._infos[p] != info:
+                    if src != id(self) and kind == "flags":
+                        if self._f.codec.flags(self._infos[p]) != self._f.codec.flags(info):
+                            self._pending_flags.add(uid)
+                            self._hms += 1
+                            self._modseq[p] = self._hms
+                    self._infos[p] = _intern(info)
+                    self._innew[p] = 0
+                    self._index_dirty = True
+        if gone:
+            self._drop(gone, changes)
+        if add_rows:
+            add_rows.sort()
+            self._hms += 1
+            for uid, base, info, innew, wsize, mtime in add_rows:
+                if uid <= self._max_seen:
+                    continue
+                self._uids.append(uid)
+                self._bases.append(base)
+                self._infos.append(_intern(info))
+                self._innew.append(innew)
+                self._wsize.append(wsize)
+                self._mtime.append(mtime)
+                self._modseq.append(self._hms)
+                self._max_seen = uid
+                changes.added.append(uid)
+            self._index_dirty = True
+            self._synced_dirs = None  # own op: not a verified snapshot
+            ul = self._f.uidlist
+            if ul.ident is not None:
+                st = ul.stat()
+                if st is not None and (st.st_dev, st.st_ino) == ul.ident and st.st_size == ul.offset:
+                    self._synced_ul = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _drop(self, gone: set[int], changes: SyncChanges) -> None:
+        mask = [u not in gone for u in self._uids]
+        if all(mask):
+            return
+        removed = sorted(u for u, k in zip(self._uids, mask) if not k)
+        self._uids = array("I", compress(self._uids, mask))
+        self._bases = list(compress(self._bases, mask))
+        self._infos = list(compress(self._infos, mask))
+        self._innew = bytearray(compress(self._innew, mask))
+        self._wsize = array("q", compress(self._wsize, mask))
+        self._mtime = array("d", compress(self._mtime, mask))
+        self._modseq = array("Q", compress(self._modseq, mask))
+        self._hint = 0
+        changes.expunged = sorted(set(changes.expunged) | set(removed))
+        self._pending_flags -= gone
+        self._index_dirty = True
+        self._synced_dirs = None
+
+    def _full_sync(
+        self,
+        list_cur: bool = True,
+        list_new: bool = True,
+        changes: SyncChanges | None = None,
+        seed: idxmod.IndexData | None = None,
+        initial: bool = False,
+    ) -> None:
+        """Read the directories (all of them, or only the ones whose mtime
+        moved), number new files under the lock, move new/ -> cur/, and
+        rebuild the view, reporting the differences in `changes`."""
+        f = self._f
+        ul = f.uidlist
+        if changes is None:
+            changes = SyncChanges()
+        t_ns = time.time_ns()
+        pre = f.dir_state()
+        use_view = False
+        if not ul.loaded and self._synced_ul is not None:
+            # the view holds every record that has a file, as of this uidlist:
+            # if the uidlist did not change, no need to parse it
+            ust = ul.stat()
+            use_view = ust is not None and self._synced_ul == (ust.st_dev, ust.st_ino, ust.st_size, ust.st_mtime_ns)
+        if not use_view:
+            if not ul.loaded:
+                ul.load()
+            else:
+                ul.refresh()
+        f.keywords.refresh()
+        # base -> info, for files in new/ and in cur/
+        if list_new:
+            fn, _ = _scan_dir(f.new_fd)
+        else:
+            fn = {b: i for b, i, n in zip(self._bases, self._infos, self._innew) if n}
+        if list_cur:
+            fc, dups = _scan_dir(f.cur_fd)
+            if dups is not None:
+                self._duplicates(dups)
+        else:
+            fc = {b: i for b, i, n in zip(self._bases, self._infos, self._innew) if not n}
+        for b in fn.keys() & fc.keys() if fn else ():
+            del fn[b]  # moved to cur/ while we listed: cur/ wins
+
+        # --- which records have a file, and are there files with no record?
+        if use_view:
+            bases, rec_uids = self._bases, self._uids
+        else:
+            bases, rec_uids = ul.bases, ul.uids
+        cur_infos = list(map(fc.get, bases))
+        matched_c = len(bases) - cur_infos.count(None)
+        new_infos = list(map(fn.get, bases)) if fn else None
+        matched_n = (len(bases) - new_infos.count(None)) if new_infos is not None else 0
+        if matched_c + matched_n < len(fc) + len(fn) or self._virtual:
+            known = set(bases)
+            unknown = [b for b in fc if b not in known] + [b for b in fn if b not in known]
+            unknown = [b for b in unknown if b not in self._virtual]
+            del known
+        else:
+            unknown = []
+        numbered = False
+        if unknown and use_view:
+            # files the snapshot does not know: let the uidlist decide
+            del cur_infos, new_infos, fc, fn
+            self._synced_ul = None
+            self._full_sync(list_cur, list_new, changes, seed, initial)
+            return
+        if unknown:
+            numbered = True
+            if f.writable:
+                with f.lock:
+                    f.ensure_uidlist()
+                    if not ul.loaded:
+                        ul.load()
+                    else:
+                        ul.refresh()
+                    known = set(ul.bases)
+                    unknown = [b for b in unknown if b not in known]
+                    del known
+                    if unknown:
+                        unknown.sort(key=_maildir_sort_key)
+                        ul.append([(b, None) for b in unknown])
+                bases, rec_uids = ul.bases, ul.uids
+                cur_infos = list(map(fc.get, bases))
+                new_infos = list(map(fn.get, bases)) if fn else None
+            else:
+                # read-only file system: number in memory, deterministically
+                unknown.sort(key=_maildir_sort_key)
+                nxt = max(ul.next_uid, self._virtual_next, 1)
+                for b in unknown:
+                    self._virtual[b] = nxt
+                    nxt += 1
+                self._virtual_next = nxt
+        if ul.uidvalidity:
+            uidvalidity = ul.uidvalidity
+        elif f.writable:
+            with f.lock:
+                f.ensure_uidlist()
+            uidvalidity = ul.uidvalidity
+        else:
+            uidvalidity = self._readonly_uidvalidity()
+        if self._uidvalidity and uidvalidity != self._uidvalidity:
+            # the list was replaced by one with another UIDVALIDITY: everything
+            # we showed is gone (the session must close the mailbox)
+            changes.expunged.extend(self._uids)
+            self._uids = array("I")
+            self._bases, self._infos = [], []
+            self._innew = bytearray()
+            self._wsize, self._mtime, self._modseq = array("q"), array("d"), array("Q")
+            self._max_seen = 0
+        self._uidvalidity = uidvalidity
+
+        # --- move new/ -> cur/ (read-write sessions only)
+        moved: dict[str, str] = {}
+        if fn and not self.readonly and f.writable:
+            ok = f.begin_own()
+            for b, info in fn.items():
+                new_info = info if info.startswith("2,") else "2,"
+                src = b + ":" + info if info else b
+                try:
+                    os.rename(src, b + ":" + new_info, src_dir_fd=f.new_fd, dst_dir_fd=f.cur_fd)
+                except FileNotFoundError:
+                    continue  # someone else moved it: it is in cur/ now
+                moved[b] = new_info
+            if moved:
+                f.end_own(ok)
+
+        # --- the new view, in UID order
+        uids_arr = rec_uids
+        n_rec = len(bases)
+        if new_infos is None and cur_infos.count(None) == 0:
+            nu = array("I", uids_arr)
+            nb = list(bases)
+            ni = cur_infos
+            nn = bytearray(n_rec)
+        else:
+            nu = array("I")
+            nb = []
+            ni = []
+            nn = bytearray()
+            for ri in range(n_rec):
+                info = cur_infos[ri]
+                innew = 0
+                if info is None and new_infos is not None:
+                    info = new_infos[ri]
+                    if info is not None:
+                        b = bases[ri]
+                        if b in moved:
+                            info = moved[b]
+                            f.add_log(("move", uids_arr[ri], info))
+                        else:
+                            innew = 1
+                if info is None:
+                    continue
+                nu.append(uids_arr[ri])
+                nb.append(bases[ri])
+                ni.append(_intern(info))
+                nn.append(innew)
+        del cur_infos, new_infos
+        if self._virtual:
+            rows = sorted((u, b) for b, u in self._virtual.items() if b in fc or b in fn)
+            for u, b in rows:
+                if nu and u <= nu[-1]:
+                    continue
+                innew = 0 if b in fc else 1
+                nu.append(u)
+                nb.append(b)
+                ni.append(_intern(fc[b] if b in fc else fn[b]))
+                nn.append(innew)
+        del fc, fn
+
+        # --- files missing now: check once more before calling them expunged
+        if not initial and (list_cur or list_new) and len(self._uids):
+            missing = self._missing(nu)
+            if missing:
+                again = self._lookup_all()
+                back = [p for p in missing if self._bases[p] in again]
+                if back:
+                    rows2 = list(zip(nu, nb, ni, nn))
+                    for p in back:
+                        b = self._bases[p]
+                        info, innew = again[b]
+                        rows2.append((self._uids[p], b, _intern(info), innew))
+                    rows2.sort()
+                    nu = array("I", (r[0] for r in rows2))
+                    nb = [r[1] for r in rows2]
+                    ni = [r[2] for r in rows2]
+                    nn = bytearray(r[3] for r in rows2)
+
+        self._install_view(nu, nb, ni, nn, changes, seed)
+        st = ul.stat()
+        if numbered:
+            # records others added while we waited for the lock may have
+            # files our listing missed: this view is no snapshot of the list
+            self._synced_ul = None
+        elif st is not None and ul.ident == (st.st_dev, st.st_ino) and ul.offset == st.st_size:
+            self._synced_ul = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        else:
+            self._synced_ul = None
+        if list_cur and list_new:
+            f.after_scan(pre, t_ns)
+            # a snapshot only counts if nothing of ours moved since `pre`
+            if not moved and None not in f.expected:
+                self._synced_dirs = tuple(pre)
+            else:
+                self._synced_dirs = None
+        else:
+            # partial: the listed directory is trusted as of `pre` if old enough
+            if list_cur:
+                f.expected[0] = pre[0] if pre[0] < t_ns - 1_000_000_000 else None
+            if list_new:
+                f.expected[1] = pre[1] if pre[1] < t_ns - 1_000_000_000 else None
+            f.epoch += 1  # other views on this folder did not see this scan
+            self._synced_dirs = None
+        if moved:
+            # the moves changed both directories after `pre`
+            f.expected = [None if list_cur else f.expected[0], None]
+        self._epoch = f.epoch
+        self._last_full = time.monotonic()
+        self._log_pos = f.log_base + len(f.log)
+
+    def _missing(self, nu: array) -> list[int]:
+        present = set(nu)
+        return [p for p, u in enumerate(self._uids) if u not in present]
+
+    def _duplicates(self, names: list[str]) -> None:
+        """Two files in cur/ with one base name (a copy made by some tool):
+        give the later ones new base names so each becomes its own message,
+        as Dovecot does.  Read-only sessions leave them alone."""
+        if self.readonly or not self._f.writable:
+            return
+        seen: set[str] = set()
+        for name in sorted(names):
+            b, _, info = name.partition(":")
+            if b not in seen:
+                seen.add(b)
+                continue
+            new_base = self._store.unique_name()
+            try:
+                os.rename(name, new_base + ":" + (info or "2,"), src_dir_fd=self._f.cur_fd, dst_dir_fd=self._f.cur_fd)
+            except OSError:
+                pass
+        self._f.expected = [None, None]
+
+    def _install_view(
+        self,
+        nu: array,
+        nb: list[str],
+        ni: list[str],
+        nn: bytearray,
+        changes: SyncChanges,
+        seed: idxmod.IndexData | None,
+    ) -> None:
+        """Replace the view, carrying cached per-message values over and
+        computing expunged/added/flags_changed against the old one."""
+        codec = self._f.codec
+        n = len(nu)
+        ws = array("q", [-1]) * n
+        mt = array("d", [NO_TIME]) * n
+        ms = array("Q", [0]) * n
+        old_u, old_i, old_b = self._uids, self._infos, self._bases
+        old_w, old_m, old_s = self._wsize, self._mtime, self._modseq
+        hms = self._hms + 1
+        expunged: list[int] = []
+        added: list[int] = []
+        fchg: list[int] = []
+        if not len(old_u):
+            added = [u for u in nu if u > self._max_seen]
+            if len(added) != n:
+                keep = [k for k in range(n) if nu[k] > self._max_seen]
+                nu = array("I", (nu[k] for k in keep))
+                nb = [nb[k] for k in keep]
+                ni = [ni[k] for k in keep]
+                nn = bytearray(nn[k] for k in keep)
+                n = len(nu)
+                ws = array("q", [-1]) * n
+                mt = array("d", [NO_TIME]) * n
+                ms = array("Q", [0]) * n
+            ms = array("Q", [hms]) * n
+        elif old_u == nu:
+            ws, mt, ms = array("q", old_w), array("d", old_m), array("Q", old_s)
+            for k in range(n):
+                a = ni[k]
+                o = old_i[k]
+                if a is not o and a != o and codec.flags(a) != codec.flags(o):
+                    fchg.append(nu[k])
+                    ms[k] = hms
+        else:
+            i = j = 0
+            lo = len(old_u)
+            dropped = False
+            while i < n or j < lo:
+                if j >= lo or (i < n and nu[i] < old_u[j]):
+                    u = nu[i]
+                    if u > self._max_seen:
+                        added.append(u)
+                        ms[i] = hms
+                    else:
+                        nu[i] = 0  # a UID we already reported gone: skip it
+                        dropped = True
+                    i += 1
+                elif i >= n or old_u[j] < nu[i]:
+                    expunged.append(old_u[j])
+                    j += 1
+                else:
+                    ws[i] = old_w[j]
+                    mt[i] = old_m[j]
+                    ms[i] = old_s[j]
+                    a = ni[i]
+                    o = old_i[j]
+                    if a is not o and a != o and codec.flags(a) != codec.flags(o):
+                        fchg.append(nu[i])
+                        ms[i] = hms
+                    i += 1
+                    j += 1
+            if dropped:
+                keep = [k for k in range(n) if nu[k] != 0]
+                nu = array("I", (nu[k] for k in keep))
+                nb = [nb[k] for k in keep]
+                ni = [ni[k] for k in keep]
+                nn = bytearray(nn[k] for k in keep)
+                ws = array("q", (ws[k] for k in keep))
+                mt = array("d", (mt[k] for k in keep))
+                ms = array("Q", (ms[k] for k in keep))
+                n = len(nu)
+        if seed is not None and seed.uidvalidity == self._f.uidlist.uidvalidity and len(seed.uids):
+            # cold open with a stale index: reuse the sizes/dates/modseqs it knew
+            su, si = seed.uids, seed.infos
+            sw, sm, ss = seed.wsize, seed.mtime, seed.modseq
+            hms = max(hms, seed.highestmodseq + 1)
+            i = j = 0
+            ls = len(su)
+            while i < n and j < ls:
+                a = nu[i]
+                c = su[j]
+                if a < c:
+                    i += 1
+                elif a > c:
+                    j += 1
+                else:
+                    # (within one UIDVALIDITY a UID always names the same file)
+                    ws[i] = sw[j]
+                    mt[i] = sm[j]
+                    ms[i] = ss[j] if si[j] == ni[i] else hms
+                    i += 1
+                    j += 1
+        if expunged or added or fchg or seed is not None:
+            self._hms = hms
+        self._uids, self._bases, self._infos, self._innew = nu, nb, ni, nn
+        self._wsize, self._mtime, self._modseq = ws, mt, ms
+        self._hint = 0
+        if n:
+            self._max_seen = max(self._max_seen, nu[-1])
+        if expunged:
+            changes.expunged = sorted(set(changes.expunged) | set(expunged))
+            if self._cache is not None:
+                for u in expunged:
+                    if self._cache.pop(u, None) is not None:
+                        self._cache_dirty = True
+        if added:
+            changes.added = sorted(set(changes.added) | set(added))
+        if fchg:
+            changes.flags_changed = sorted(set(changes.flags_changed) | set(fchg))
+        if expunged or added or fchg or seed is not None:
+            self._index_dirty = True
+
+    def _readonly_uidvalidity(self) -> int:
+        """A read-only Maildir with no uidlist: derive a stable UIDVALIDITY
+        from the directory itself (the same in every session)."""
+        try:
+            st = os.fstat(self._f.fd)
+            v = int(st.st_ctime) or 1
+        except OSError:
+            v = 1
+        return v & 0xFFFFFFFF or 1
+
+    def _claim_recent(self, uids: Sequence[int], initial: bool) -> None:
+        """Take \\Recent for `uids` (ascending) that no session took yet.  The
+        shared "first recent UID" only grows, so what we get is always the
+        tail [first, next) of the UID space: kept as ranges, not a set."""
+        if not len(uids) or not self._f.writable:
+            return
+        f = self._f
+        with f.lock:
+            if not f.uidlist.tail_known:
+                f.uidlist.refresh_tail()
+            nxt = max(self.uidnext, uids[-1] + 1)
+            first = f.claim_recent_range(nxt)
+        lo = max(first, uids[0])
+        if lo < nxt:
+            if self._recent and self._recent[-1][1] >= lo:
+                self._recent[-1] = (self._recent[-1][0], nxt)
+            else:
+                self._recent.append((lo, nxt))
+
+    # ============================================================ status
+    def status(self, items: Iterable[str] | None = None) -> MailboxStatus:
+        want = None if items is None else {x.upper() for x in items}
+        codec = self._f.codec
+        counts: dict[str, int] = {}
+        for info in self._infos:
+            counts[info] = counts.get(info, 0) + 1
+        unseen = sum(c for info, c in counts.items() if "\\Seen" not in codec.flags(info))
+        size = 0
+        if want is None or "SIZE" in want:
+            for u in self._uids:
+                size += self.size(u)
+        return MailboxStatus(
+            messages=len(self._uids),
+            recent=sum(1 for u in self._uids if self.is_recent(u)),
+            uidnext=self.uidnext,
+            uidvalidity=self._uidvalidity,
+            unseen=unseen,
+            size=size,
+            highestmodseq=self._hms,
+        )
+
+    # ============================================================= cache
+    def _load_cache(self) -> dict[int, tuple]:
+        if self._cache is None:
+            self._cache = idxmod.load_cache(self._f.fd, self._uidvalidity) if self._store.use_index else {}
+        return self._cache
+
+    def cache_get(self, uid: int, key: str) -> object | None:
+        p = self._pos(uid)
+        if p < 0:
+            return None
+        ent = self._load_cache().get(uid)
+        if ent is None:
+            return None
+        base, mtime, values = ent
+        if base != self._bases[p] or (mtime != NO_TIME and self._mtime[p] != NO_TIME and mtime != self._mtime[p]):
+            self._cache.pop(uid, None)  # type: ignore[union-attr]
+            self._cache_dirty = True
+            return None
+        return values.get(key)
+
+    def cache_put(self, uid: int, key: str, value: object) -> None:
+        p = self._pos(uid)
+        if p < 0:
+            return
+        import marshal
+
+        try:
+            marshal.dumps(value)
+        except ValueError:
+            return  # not marshal-able: not cached
+        cache = self._load_cache()
+        ent = cache.get(uid)
+        if ent is None or ent[0] != self._bases[p]:
+            ent = (self._bases[p], self._mtime[p], {})
+            cache[uid] = ent
+        ent[2][key] = value
+        self._cache_dirty = True
+
+    # =========================================================== closing
+    def checkpoint(self) -> None:
+        """Write the index (and cache) if they changed.  Cheap to call often."""
+        if self._closed or not self._f.writable or not self._store.use_index:
+            return
+        f = self._f
+        try:
+            if self._index_dirty:
+                d = idxmod.IndexData(
+                    uidvalidity=self._uidvalidity,
+                    highestmodseq=self._hms,
+                    uidlist_ident=self._synced_ul,
+                    dirs=self._synced_dirs,
+                    uids=self._uids,
+                    bases=self._bases,
+                    infos=self._infos,
+                    innew=self._innew,
+                    wsize=self._wsize,
+                    mtime=self._mtime,
+                    modseq=self._modseq,
+                )
+                idxmod.save_index(f.fd, d)
+                self._index_dirty = False
+            if self._cache_dirty and self._cache is not None:
+                present = set(self._uids)
+                entries = {u: e for u, e in self._cache.items() if u in present}
+                idxmod.save_cache(f.fd, self._uidvalidity, entries)
+                self._cache_dirty = False
+        except OSError:
+            pass  # only a cache: never fail the session for it
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.checkpoint()
+        self._closed = True
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+        self._f.boxes.discard(self)
+        self._store._release_folder(self._f)
+
+    # ============================================================= watch
+    def watch_fds(self) -> list[int]:
+        if self._watch is None:
+            if not self._store.use_inotify:
+                return []
+            from imapd.store.maildir.watch import Watch
+
+            self._watch = Watch.create(
+                [
+                    self._f.cur_fd,
+                    self._f.new_fd,
+                    self._f.fd,
+                ]
+            )
+            if self._watch is None:
+                return []
+        return [self._watch.fd]
+
+    def drain_watch(self) -> bool:
+        """Consume pending inotify events; True if there were any (then call
+        sync()).  Safe to call when watch_fds() returned []."""
+        if self._watch is None:
+            return False
+        return self._watch.drain()

@@ -1,0 +1,187 @@
+"""Message bytes: stored form (LF line ends, as Dovecot saves by default and as
+local mail tools expect) <-> wire form (CRLF), streamed in chunks.
+
+Wire form = every LF not already preceded by CR becomes CRLF; nothing else
+changes.  Converting chunk by chunk must not split a CR from its LF, so a CR
+at the end of a chunk is held back until the next chunk is seen.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import BinaryIO
+
+CHUNK = 256 * 1024
+
+
+def to_wire(data: bytes) -> bytes:
+    """Whole-buffer conversion (bare LF -> CRLF, existing CRLF kept)."""
+    if b"\n" not in data:
+        return data
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def wire_size_of_fd(fd: int) -> tuple[int, int]:
+    """(physical size, wire size) of an open file, read in chunks."""
+    size = 0
+    bare = 0
+    prev_cr = False
+    pos = 0
+    while True:
+        chunk = os.pread(fd, CHUNK, pos)
+        if not chunk:
+            break
+        pos += len(chunk)
+        size += len(chunk)
+        bare += chunk.count(b"\n") - chunk.count(b"\r\n")
+        if prev_cr and chunk[:1] == b"\n":
+            bare -= 1
+        prev_cr = chunk[-1:] == b"\r"
+    return size, size + bare
+
+
+class CRLFReader(io.RawIOBase):
+    """A read-only stream of a message file in wire form, never holding more
+    than one chunk in memory (a 50 MB message stays on disk)."""
+
+    def __init__(self, fd: int, wire_size: int | None = None) -> None:
+        super().__init__()
+        self._fd = fd
+        self._pos = 0          # position in the file
+        self._out = b""        # converted bytes not yet returned
+        self._held_cr = False  # a CR at the end of the last chunk
+        self._eof = False
+        self._wire_pos = 0
+        self.wire_size = wire_size
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def _fill(self) -> None:
+        while not self._out and not self._eof:
+            chunk = os.pread(self._fd, CHUNK, self._pos)
+            if not chunk:
+                self._eof = True
+                if self._held_cr:
+                    self._out = b"\r"
+                    self._held_cr = False
+                return
+            self._pos += len(chunk)
+            if self._held_cr:
+                chunk = b"\r" + chunk
+                self._held_cr = False
+            if chunk[-1:] == b"\r":
+                chunk = chunk[:-1]
+                self._held_cr = True
+            self._out = to_wire(chunk)
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        self._fill()
+        n = min(len(b), len(self._out))
+        b[:n] = self._out[:n]
+        self._out = self._out[n:]
+        self._wire_pos += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        self._fill()
+        out = self._out[:size]
+        self._out = self._out[size:]
+        self._wire_pos += len(out)
+        return out
+
+    def readall(self) -> bytes:
+        parts = []
+        while True:
+            self._fill()
+            if not self._out:
+                break
+            parts.append(self._out)
+            self._wire_pos += len(self._out)
+            self._out = b""
+        return b"".join(parts)
+
+    def tell(self) -> int:
+        return self._wire_pos
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+        super().close()
+
+
+def read_wire(fd: int) -> bytes:
+    """The whole file in wire form."""
+    parts = []
+    pos = 0
+    while True:
+        chunk = os.pread(fd, 1 << 20, pos)
+        if not chunk:
+            break
+        parts.append(chunk)
+        pos += len(chunk)
+    return to_wire(b"".join(parts))
+
+
+def write_stored(fd: int, src: BinaryIO) -> tuple[int, int]:
+    """Copy a wire-form message to `fd` in stored form (CRLF -> LF).
+
+    Returns (physical size, wire size of what was stored).  OSError from
+    write (ENOSPC, EDQUOT, ...) propagates; the caller removes the file."""
+    size = 0
+    bare = 0
+    prev_cr = False   # last *stored* byte was CR
+    held = False      # a CR at the end of the last *input* chunk
+    read = getattr(src, "read")
+    while True:
+        chunk = read(CHUNK)
+        if not chunk:
+            break
+        if held:
+            chunk = b"\r" + chunk
+            held = False
+        if chunk[-1:] == b"\r":
+            chunk = chunk[:-1]
+            held = True
+        if not chunk:
+            continue
+        data = chunk.replace(b"\r\n", b"\n") if b"\r\n" in chunk else chunk
+        _write_all(fd, data)
+        size += len(data)
+        bare += data.count(b"\n") - data.count(b"\r\n")
+        if prev_cr and data[:1] == b"\n":
+            bare -= 1
+        prev_cr = data[-1:] == b"\r"
+    if held:
+        _write_all(fd, b"\r")
+        size += 1
+    return size, size + bare
+
+
+def copy_fd(src_fd: int, dst_fd: int) -> None:
+    """Copy a stored message verbatim (COPY across file systems)."""
+    pos = 0
+    while True:
+        chunk = os.pread(src_fd, CHUNK, pos)
+        if not chunk:
+            break
+        _write_all(dst_fd, chunk)
+        pos += len(chunk)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]

@@ -1,0 +1,31 @@
+"""Helpers shared by the Maildir store tests (imported by name: the tests
+directory has no __init__.py)."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+
+
+def msg(n: int = 1, body: bytes = b"hello\n") -> bytes:
+    """A small message in stored (LF) form."""
+    return b"From: a@example.com\nSubject: test %d\n\n" % n + body
+
+
+def deliver(root: str, data: bytes, name: str | None = None, sub: str = "new") -> str:
+    """Deliver like an MDA: write in tmp/, rename into new/ (or cur/)."""
+    name = name or "%d.M%dP%d.testhost" % (time.time(), time.perf_counter_ns() % 10**9, os.getpid())
+    tmp = os.path.join(root, "tmp", name)
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.rename(tmp, os.path.join(root, sub, name))
+    return name
+
+
+def cur_files(root: str) -> list[str]:
+    return sorted(os.listdir(os.path.join(root, "cur")))
+
+
+def append(store, name: str, data: bytes, flags=(), date=None):
+    return store.append(name, io.BytesIO(data), flags, date)

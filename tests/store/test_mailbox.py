@@ -1,0 +1,354 @@
+import io
+import os
+import time
+
+import pytest
+
+from imapd.store import open_store
+from imapd.store.base import NoSuchMailbox, NoSuchMessage, OverQuota, ReadOnlyStore
+
+from maildir_helpers import append, cur_files, deliver, msg
+
+
+def test_new_moved_to_cur_by_select_not_examine(store, maildir):
+    name = deliver(maildir, msg(1))
+    ro = store.open("INBOX", readonly=True)
+    assert len(ro.uids()) == 1 and os.listdir(os.path.join(maildir, "new")) == [name]
+    assert ro.read(ro.uids()[0]).startswith(b"From: a@example.com\r\n")
+    ro.close()
+    mb = store.open("INBOX")
+    assert os.listdir(os.path.join(maildir, "new")) == []
+    assert cur_files(maildir) == [name + ":2,"]
+    assert mb.flags(mb.uids()[0]) == frozenset()
+    mb.close()
+
+
+def test_sync_sees_external_delivery_rename_delete(store, maildir):
+    a = deliver(maildir, msg(1), sub="cur", name="1000000001.M1P1.h:2,")
+    deliver(maildir, msg(2), sub="cur", name="1000000002.M1P1.h:2,")
+    mb = store.open("INBOX")
+    assert list(mb.uids()) == [1, 2]
+    assert not mb.sync()
+    # mutt marks the first seen, deletes the second; an MDA delivers a third
+    os.rename(os.path.join(maildir, "cur", a), os.path.join(maildir, "cur", "1000000001.M1P1.h:2,S"))
+    os.unlink(os.path.join(maildir, "cur", "1000000002.M1P1.h:2,"))
+    deliver(maildir, msg(3))
+    ch = mb.sync()
+    assert ch.flags_changed == [1] and ch.expunged == [2] and ch.added == [3]
+    assert mb.flags(1) == {"\\Seen"}
+    assert list(mb.uids()) == [1, 3]
+    assert not mb.sync()
+    mb.close()
+
+
+def test_own_flag_changes_not_reported(store, maildir):
+    append(store, "INBOX", msg(1))
+    mb = store.open("INBOX")
+    mb.sync()
+    res = mb.store_flags([1], "add", ["\\Flagged"])
+    assert res == {1: {"\\Flagged"}}
+    assert not mb.sync()  # our own change is not repeated
+    mb2 = store.open("INBOX")  # another view in the same process
+    mb.store_flags([1], "set", ["\\Answered"])
+    assert mb2.sync().flags_changed == [1]
+    assert mb2.flags(1) == {"\\Answered"}
+    mb.close()
+    mb2.close()
+
+
+def test_read_after_external_rename_finds_file(store, maildir):
+    append(store, "INBOX", msg(1, b"line1\nline2\n"))
+    mb = store.open("INBOX")
+    (name,) = cur_files(maildir)
+    os.rename(os.path.join(maildir, "cur", name), os.path.join(maildir, "cur", name.split(":")[0] + ":2,RS"))
+    assert mb.read(1).endswith(b"line1\r\nline2\r\n")  # found again by base name
+    assert mb.sync().flags_changed == [1]
+    assert mb.flags(1) == {"\\Seen", "\\Answered"}
+    os.unlink(os.path.join(maildir, "cur", cur_files(maildir)[0]))
+    with pytest.raises(NoSuchMessage):
+        mb.read(1)
+    assert list(mb.uids()) == [1]  # the view changes only in sync()
+    assert mb.sync().expunged == [1]
+    mb.close()
+
+
+def test_store_after_external_rename(store, maildir):
+    append(store, "INBOX", msg(1))
+    mb = store.open("INBOX")
+    (name,) = cur_files(maildir)
+    os.rename(os.path.join(maildir, "cur", name), os.path.join(maildir, "cur", name.split(":")[0] + ":2,F"))
+    assert mb.store_flags([1], "add", ["\\Seen"]) == {1: {"\\Seen", "\\Flagged"}}
+    assert cur_files(maildir)[0].endswith(":2,FS")
+    mb.close()
+
+
+def test_crlf_and_sizes(store, maildir):
+    body = b"a\nb\r\nc\rd\n" + b"x" * 70000 + b"\r" + b"\n" + b"end"
+    deliver(maildir, body, sub="cur", name="1000000001.M1P1.h:2,")
+    mb = store.open("INBOX")
+    wire = mb.read(1)
+    assert wire == body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    assert mb.size(1) == len(wire)
+    st = mb.open_stream(1)
+    parts = []
+    while True:
+        c = st.read(4093)  # odd chunks: CR/LF pairs straddle them
+        if not c:
+            break
+        parts.append(c)
+    st.close()
+    assert b"".join(parts) == wire
+    mb.close()
+
+
+def test_stream_large_message_chunked(store, maildir):
+    line = b"0123456789" * 7 + b"\n"
+    with open(os.path.join(maildir, "cur", "1.M1P1.h:2,"), "wb") as fh:
+        for _ in range(20000):
+            fh.write(line)
+    mb = store.open("INBOX")
+    st = mb.open_stream(1)
+    total = 0
+    while True:
+        c = st.read(65536)
+        if not c:
+            break
+        assert len(c) <= 65536
+        total += len(c)
+    st.close()
+    assert total == 20000 * (len(line) + 1) == mb.size(1)
+    mb.close()
+
+
+def test_size_from_W_in_name(store, maildir):
+    deliver(maildir, b"ab\n", sub="cur", name="1.M1P1.h,S=3,W=999:2,")
+    mb = store.open("INBOX")
+    assert mb.size(1) == 999  # trust the name, as Dovecot does
+    mb.close()
+
+
+def test_append_flags_date_and_name(store, maildir):
+    r = append(store, "INBOX", b"Subject: x\r\n\r\nhi\r\n", ["\\Seen", "\\Draft"], 1_000_000_000)
+    (name,) = cur_files(maildir)
+    base, info = name.split(":")
+    assert info == "2,DS"
+    assert ",S=15," in base and base.endswith(",W=18")
+    st = os.stat(os.path.join(maildir, "cur", name))
+    assert st.st_mtime == 1_000_000_000
+    with open(os.path.join(maildir, "cur", name), "rb") as fh:
+        assert fh.read() == b"Subject: x\n\nhi\n"  # stored with LF like Dovecot
+    mb = store.open("INBOX")
+    assert mb.internal_date(r.uid) == 1_000_000_000
+    assert mb.read(r.uid) == b"Subject: x\r\n\r\nhi\r\n"
+    assert mb.size(r.uid) == 18
+    assert os.listdir(os.path.join(maildir, "tmp")) == []
+    mb.close()
+
+
+def test_append_to_missing_mailbox_trycreate(store):
+    with pytest.raises(NoSuchMailbox) as ei:
+        append(store, "Nope", b"x\r\n")
+    assert ei.value.code == "TRYCREATE"
+
+
+class _Exploding(io.RawIOBase):
+    def __init__(self):
+        self.n = 0
+
+    def readable(self):
+        return True
+
+    def read(self, size=-1):
+        self.n += 1
+        if self.n > 2:
+            raise OSError(28, "No space left on device")
+        return b"x" * 1000 + b"\r\n"
+
+
+def test_append_disk_full_leaves_nothing(store, maildir, monkeypatch):
+    with pytest.raises(OverQuota) as ei:
+        store.append("INBOX", _Exploding(), ())
+    assert ei.value.code == "OVERQUOTA"
+    assert os.listdir(os.path.join(maildir, "tmp")) == []
+    assert cur_files(maildir) == []
+
+
+def test_append_does_not_rescan(store, maildir):
+    append(store, "INBOX", msg(1))
+    # a file nobody numbered yet: APPEND must not go looking for it
+    deliver(maildir, msg(2), sub="cur", name="1.M1P1.unnumbered:2,")
+    r = append(store, "INBOX", msg(3))
+    assert r.uid == 2
+    text = open(os.path.join(maildir, "dovecot-uidlist")).read()
+    assert "unnumbered" not in text
+
+
+def test_append_into_selected_mailbox_reported_by_sync(store):
+    mb = store.open("INBOX")
+    r = append(store, "INBOX", msg(1))
+    ch = mb.sync()
+    assert ch.added == [r.uid]
+    assert mb.is_recent(r.uid)
+    assert mb.flags(r.uid) == frozenset()
+    mb.close()
+
+
+def test_copy_move_keep_flags_dates(store, maildir):
+    store.create("Dest")
+    append(store, "INBOX", msg(1), ["\\Seen", "Work"], 1_100_000_000)
+    append(store, "INBOX", msg(2), ["\\Flagged"], 1_200_000_000)
+    mb = store.open("INBOX")
+    res = mb.copy_to([1, 2, 99], "Dest")
+    assert res.source_uids == (1, 2) and res.dest_uids == (1, 2)
+    dest = store.open("Dest")
+    assert res.uidvalidity == dest.uidvalidity
+    assert dest.flags(1) == {"\\Seen", "Work"} and dest.flags(2) == {"\\Flagged"}
+    assert dest.internal_date(1) == 1_100_000_000 and dest.internal_date(2) == 1_200_000_000
+    # hard links on one file system
+    src_name = os.path.join(maildir, "cur", cur_files(maildir)[0])
+    assert os.stat(src_name).st_nlink == 2
+    mres = mb.move_to([2], "Dest")
+    assert mres.dest_uids == (3,)
+    assert mb.sync().expunged == [2]
+    assert dest.sync().added == [3]
+    with pytest.raises(NoSuchMailbox) as ei:
+        mb.copy_to([1], "Missing")
+    assert ei.value.code == "TRYCREATE"
+    mb.close()
+    dest.close()
+
+
+def test_expunge_only_deleted_and_given(store, maildir):
+    for i in range(5):
+        append(store, "INBOX", msg(i), ["\\Deleted"] if i % 2 == 0 else [])
+    mb = store.open("INBOX")
+    assert mb.expunge([1, 2]) == [1]  # UID EXPUNGE: only the given UIDs
+    assert mb.expunge() == [3, 5]
+    ch = mb.sync()
+    assert ch.expunged == [1, 3, 5]
+    assert list(mb.uids()) == [2, 4]
+    lines = open(os.path.join(maildir, "dovecot-uidlist")).read().splitlines()
+    assert [ln.split()[0] for ln in lines[1:]] == ["2", "4"]
+    assert len(cur_files(maildir)) == 2
+    mb.close()
+
+
+def test_recent_given_to_exactly_one_session(store, maildir):
+    deliver(maildir, msg(1))
+    s2 = open_store(maildir, use_inotify=False)
+    ex = store.open("INBOX", readonly=True)
+    assert ex.is_recent(1)  # EXAMINE sees it recent but does not take it
+    a = store.open("INBOX")
+    b = s2.open("INBOX")
+    assert a.is_recent(1) and not b.is_recent(1)
+    deliver(maildir, msg(2))
+    time.sleep(0.01)
+    assert b.sync().added == [2]
+    assert a.sync().added == [2]
+    assert b.is_recent(2) != a.is_recent(2)
+    assert store.status("INBOX").recent == 0
+    for m in (ex, a, b):
+        m.close()
+    s2.close()
+
+
+def test_status_does_not_take_recent(store, maildir):
+    deliver(maildir, msg(1))
+    deliver(maildir, msg(2))
+    st = store.status("INBOX")
+    assert (st.messages, st.recent, st.unseen, st.uidnext) == (2, 2, 2, 3)
+    assert st.size == 2 * len(msg(1).replace(b"\n", b"\r\n"))
+    mb = store.open("INBOX")
+    assert mb.is_recent(1) and mb.is_recent(2)
+    mb.close()
+
+
+def test_readonly_mailbox_refuses_writes(store):
+    append(store, "INBOX", msg(1))
+    mb = store.open("INBOX", readonly=True)
+    for call in (lambda: mb.store_flags([1], "add", ["\\Seen"]), mb.expunge, lambda: mb.remove([1])):
+        with pytest.raises(ReadOnlyStore):
+            call()
+    mb.close()
+
+
+def test_cache_and_index_rebuild(store, maildir):
+    append(store, "INBOX", msg(1))
+    mb = store.open("INBOX")
+    mb.cache_put(1, "envelope", ("a", ["b", 1]))
+    mb.cache_put(1, "bad", object())  # not marshal-able: ignored
+    assert mb.cache_get(1, "envelope") == ("a", ["b", 1])
+    assert mb.cache_get(1, "bad") is None
+    mb.close()
+    assert os.path.exists(os.path.join(maildir, "imapd.index"))
+    s = open_store(maildir)
+    mb = s.open("INBOX")
+    assert mb.cache_get(1, "envelope") == ("a", ["b", 1])
+    mb.close()
+    s.close()
+    for name in ("imapd.index", "imapd.cache"):
+        with open(os.path.join(maildir, name), "wb") as fh:
+            fh.write(b"\x00garbage")
+    s = open_store(maildir)
+    mb = s.open("INBOX")
+    assert list(mb.uids()) == [1] and mb.cache_get(1, "envelope") is None
+    mb.close()
+    s.close()
+
+
+def test_replaced_file_invalidates_cache(store, maildir):
+    append(store, "INBOX", msg(1))
+    mb = store.open("INBOX")
+    mb.internal_date(1)
+    mb.cache_put(1, "envelope", "old")
+    (name,) = cur_files(maildir)
+    path = os.path.join(maildir, "cur", name)
+    with open(path, "wb") as fh:
+        fh.write(msg(1, b"different\n"))
+    os.utime(path, (12345, 12345))
+    mb.read(1)
+    assert mb.cache_get(1, "envelope") is None
+    mb.close()
+
+
+def test_warm_open_uses_index(store, maildir):
+    for i in range(3):
+        append(store, "INBOX", msg(i))
+    mb = store.open("INBOX")
+    mb.close()
+    old = time.time() - 10
+    for sub in ("cur", "new"):
+        os.utime(os.path.join(maildir, sub), (old, old))
+    s = open_store(maildir)
+    mb = s.open("INBOX")
+    mb.close()  # first open after the mtimes aged: full scan, trusted snapshot
+    s.close()
+    s = open_store(maildir)
+    mb = s.open("INBOX")
+    assert mb._synced_dirs is not None  # warm: no readdir was needed
+    assert list(mb.uids()) == [1, 2, 3]
+    os.unlink(os.path.join(maildir, "cur", cur_files(maildir)[0]))
+    assert mb.sync().expunged == [1]
+    mb.close()
+    s.close()
+
+
+def test_polling_and_inotify(maildir):
+    s = open_store(maildir, use_inotify=False)
+    mb = s.open("INBOX")
+    assert mb.watch_fds() == [] and mb.drain_watch() is False
+    mb.close()
+    s.close()
+    s = open_store(maildir)
+    mb = s.open("INBOX")
+    fds = mb.watch_fds()
+    assert len(fds) == 1
+    assert not mb.drain_watch()
+    deliver(maildir, msg(1))
+    import select
+
+    r, _, _ = select.select(fds, [], [], 2)
+    assert r and mb.drain_watch()
+    assert mb.sync().added == [1]
+    mb.close()
+    s.close()

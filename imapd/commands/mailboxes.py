@@ -233,7 +233,7 @@ SUPPORTED_STATUS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "S
 
 
 def _status_line(session: Any, name: str, items: list[str]) -> bytes:
-    st = session.store.status(name)
+    st = session.store.status(name, [i for i in items if i != "APPENDLIMIT"])
     values: list[Any] = []
     for item in items:
         if item not in SUPPORTED_STATUS:

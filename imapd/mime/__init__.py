@@ -1,0 +1,45 @@
+"""MIME: message structure with byte offsets, ENVELOPE, BODYSTRUCTURE, sections.
+
+Sans-I/O.  Every function takes the whole message in wire form (CRLF line
+ends) as ``bytes``; offsets, sizes and line counts refer to that form.  No
+function raises on malformed mail.
+
+Typical use::
+
+    root = parse_message(data)                 # once per message
+    env = envelope(data, root)                 # ENVELOPE value
+    bs = body_structure(data, root, True)      # BODYSTRUCTURE value
+    cached = root.to_cache()                   # marshal-able, for the index
+    root = Part.from_cache(cached)             # later, without re-parsing
+    section_bytes(data, root, (1, 2), "MIME")  # BODY[1.2.MIME]
+
+ENVELOPE/BODYSTRUCTURE values: None = NIL, int = number, str/bytes = string
+(bytes for header text, which may be 8-bit), list = parenthesised list.
+"""
+
+from .bodystructure import body_structure
+from .decode import decode_charset, decode_encoded_words, decode_transfer
+from .envelope import envelope
+from .headers import Field
+from .searchtext import all_headers_text, body_text, header_text
+from .sections import UnknownCTE, binary_section, find_part, header_fields_bytes, section_bytes
+from .structure import Part, parse_message
+
+__all__ = [
+    "Field",
+    "Part",
+    "UnknownCTE",
+    "all_headers_text",
+    "binary_section",
+    "body_structure",
+    "body_text",
+    "decode_charset",
+    "decode_encoded_words",
+    "decode_transfer",
+    "envelope",
+    "find_part",
+    "header_fields_bytes",
+    "header_text",
+    "parse_message",
+    "section_bytes",
+]

@@ -2,7 +2,8 @@
 
 Sans-I/O.  Every function takes the whole message in wire form (CRLF line
 ends) as ``bytes``; offsets, sizes and line counts refer to that form.  No
-function raises on malformed mail.
+function raises on malformed mail (`binary_section` raises `UnknownCTE` on
+purpose, for ``NO [UNKNOWN-CTE]``).
 
 Typical use::
 
@@ -13,17 +14,22 @@ Typical use::
     root = Part.from_cache(cached)             # later, without re-parsing
     section_bytes(data, root, (1, 2), "MIME")  # BODY[1.2.MIME]
 
-ENVELOPE/BODYSTRUCTURE values: None = NIL, int = number, str/bytes = string
-(bytes for header text, which may be 8-bit), list = parenthesised list.
+ENVELOPE/BODYSTRUCTURE values: None = NIL, int = number, str/bytes = string,
+list = parenthesised list.  Text taken from the message is always ``bytes``
+(it may be 8-bit); ``str`` is used only for ASCII constants such as
+``"7bit"`` or the default ``("charset" "us-ascii")``.  A field that is absent
+is NIL, one that is present but empty is "".  Module docstrings give the
+rules chosen where the RFCs leave room (mostly Dovecot's behaviour).
 """
 
 from .bodystructure import body_structure
 from .decode import decode_charset, decode_encoded_words, decode_transfer
 from .envelope import envelope
 from .headers import Field
+from .part import Part
 from .searchtext import all_headers_text, body_text, header_text
 from .sections import UnknownCTE, binary_section, find_part, header_fields_bytes, section_bytes
-from .structure import Part, parse_message
+from .structure import parse_message
 
 __all__ = [
     "Field",

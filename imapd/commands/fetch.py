@@ -132,6 +132,7 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes]:
             missing = True
             continue
         msg = MessageData(mailbox, uid)
+        sent_part = False  # part of this message's response is already out
         try:
             if sets_seen and "\\Seen" not in mailbox.flags(uid):
                 mailbox.store_flags([uid], "add", ["\\Seen"])
@@ -141,6 +142,12 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes]:
             out = bytearray(b"* %d FETCH (" % seq)
             first = True
             for item in items:
+                if len(out) >= CHUNK:
+                    # many large items for one message: hand over what is built,
+                    # so the session's output limit bounds memory
+                    sent_part = True
+                    yield bytes(out)
+                    out = bytearray()
                 if not first:
                     out += b" "
                 first = False
@@ -165,6 +172,7 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes]:
                     spec = {"RFC822": None, "RFC822.HEADER": "HEADER", "RFC822.TEXT": "TEXT"}[name]
                     if spec is None and mailbox.size(uid) > STREAM_THRESHOLD:
                         stream = mailbox.open_stream(uid)
+                        sent_part = True
                         yield bytes(out) + b"RFC822 "
                         out = bytearray()
                         yield from _stream_whole(stream, mailbox.size(uid), None)
@@ -179,6 +187,7 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes]:
                     sec = item.section or Section()
                     if not sec.path and sec.spec is None and mailbox.size(uid) > STREAM_THRESHOLD:
                         stream = mailbox.open_stream(uid)
+                        sent_part = True
                         yield bytes(out) + section_label(item) + b" "
                         out = bytearray()
                         yield from _stream_whole(stream, mailbox.size(uid), item.partial)
@@ -196,7 +205,13 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes]:
             yield bytes(out)
         except NoSuchMessage:
             missing = True
+            if sent_part:
+                yield b")\r\n"  # items already sent are whole: end the response validly
             continue
+        except Exception:
+            if sent_part:
+                yield b")\r\n"
+            raise
     if missing:
         return Result("NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED")
     return ok("FETCH completed" if not cmd.uid else "UID FETCH completed")
@@ -219,7 +234,8 @@ def _body_section(msg: MessageData, item: FetchItem) -> bytes:
     return _literal(_partial(data, item.partial))
 
 
-def _binary_section(msg: MessageData, item: FetchItem) -> bytes:
+def _binary_data(msg: MessageData, item: FetchItem) -> bytes:
+    """The decoded part for BINARY[...] and BINARY.SIZE[...]; NO [UNKNOWN-CTE] if impossible."""
     from ..mime import UnknownCTE, binary_section
 
     sec = item.section or Section()
@@ -227,23 +243,18 @@ def _binary_section(msg: MessageData, item: FetchItem) -> bytes:
         data = binary_section(msg.data, msg.root, sec.path)
     except UnknownCTE:
         raise CommandError("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE") from None
-    if data is None:
-        data = b""
-    data = _partial(data, item.partial)
+    return data if data is not None else b""
+
+
+def _binary_section(msg: MessageData, item: FetchItem) -> bytes:
+    data = _partial(_binary_data(msg, item), item.partial)
     if b"\x00" in data:
-        return b"~{%d}\r\n" % len(data) + data
-    return b"{%d}\r\n" % len(data) + data
+        return b"~{%d}\r\n" % len(data) + data  # literal8 (RFC 3516)
+    return _literal(data)
 
 
 def _binary_size(msg: MessageData, item: FetchItem) -> bytes:
-    from ..mime import UnknownCTE, binary_section
-
-    sec = item.section or Section()
-    try:
-        data = binary_section(msg.data, msg.root, sec.path)
-    except UnknownCTE:
-        raise CommandError("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE") from None
-    return b"%d" % (len(data) if data is not None else 0)
+    return b"%d" % len(_binary_data(msg, item))
 
 
 def _literal(data: bytes) -> bytes:
@@ -261,18 +272,24 @@ def _stream_whole(stream: Any, size: int, partial: tuple[int, int] | None) -> It
         length = max(0, min(partial[1], size - start))
     yield b"{%d}\r\n" % length
     sent = 0
-    with stream:
-        skipped = 0
-        while skipped < start:
-            chunk = stream.read(min(CHUNK, start - skipped))
-            if not chunk:
-                break
-            skipped += len(chunk)
-        while sent < length:
-            chunk = stream.read(min(CHUNK, length - sent))
-            if not chunk:
-                break
-            sent += len(chunk)
-            yield chunk
-    if sent < length:  # the file shrank under us: keep the framing valid
+    try:
+        with stream:
+            skipped = 0
+            while skipped < start:
+                chunk = stream.read(min(CHUNK, start - skipped))
+                if not chunk:
+                    break
+                skipped += len(chunk)
+            while sent < length:
+                chunk = stream.read(min(CHUNK, length - sent))
+                if not chunk:
+                    break
+                chunk = chunk[: length - sent]
+                sent += len(chunk)
+                yield chunk
+    except OSError:
+        from .. import log
+
+        log.exception("reading a message failed in the middle of a literal")
+    if sent < length:  # the file shrank under us or failed: keep the framing valid
         yield b" " * (length - sent)

@@ -74,10 +74,7 @@ class SelectedView:
                 out += b"* %d EXISTS\r\n" % len(self.uids)
                 recent = sum(1 for u in self.mailbox.uids() if self.mailbox.is_recent(u))
                 out += b"* %d RECENT\r\n" % recent
-        keywords = tuple(self.mailbox.keywords())
-        if keywords != self.known_keywords:
-            self.known_keywords = keywords
-            out += self.flags_line()
+        out += self.keyword_updates()
         if self.pending_flags:
             with_uid = self.condstore
             for uid in sorted(self.pending_flags):
@@ -88,6 +85,14 @@ class SelectedView:
                     out += self.flags_response(uid, seq, with_uid)
             self.pending_flags.clear()
         return bytes(out)
+
+    def keyword_updates(self) -> bytes:
+        """FLAGS and PERMANENTFLAGS again when a new keyword came into use."""
+        keywords = tuple(self.mailbox.keywords())
+        if keywords == self.known_keywords:
+            return b""
+        self.known_keywords = keywords
+        return self.flags_line() + self.permanent_flags_line()
 
     def _announce_expunges(self) -> bytes:
         gone = self.pending_expunged

@@ -36,6 +36,7 @@ def store(session: Any, cmd: Store) -> Iterator[bytes]:
     live = [(seq, uid) for seq, uid in messages if uid not in view.pending_expunged]
     changed = view.mailbox.store_flags([uid for _, uid in live], cmd.mode, flags)
     missing = len(live) < len(messages) or len(changed) < len(live)
+    yield view.keyword_updates()  # a new keyword is announced before it is used
     if not cmd.silent:
         for seq, uid in live:
             if uid not in changed:

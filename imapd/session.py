@@ -15,13 +15,14 @@ from typing import Any, Callable, Iterator
 
 from . import log
 from .capabilities import capabilities, greeting
-from .commands import CommandError, Continuation, Result, handler_for
+from .commands import CommandError, Continuation, Flush, Result, handler_for
 from .config import Config
 from .protocol import responses as R
 from .protocol import states
 from .protocol.commands import Command
 from .protocol.parser import Limits, NeedLiteral, Parser, ProtocolError, RawLine
 
+PRE_AUTH_LITERAL = 64 * 1024  # largest literal accepted before authentication
 
 
 class Session:
@@ -41,7 +42,11 @@ class Session:
     ) -> None:
         self.config = config
         lim = config.limits
-        self.parser = Parser(Limits(lim.line_length, lim.literal_size, lim.append_size, lim.nesting_depth))
+        self._limits = Limits(lim.line_length, lim.literal_size, lim.append_size, lim.nesting_depth)
+        # Before login only LOGIN and ID take literals: a client nobody knows
+        # yet may not make the process buffer an APPEND-sized literal.
+        pre_auth = min(lim.literal_size, PRE_AUTH_LITERAL)
+        self.parser = Parser(Limits(lim.line_length, pre_auth, pre_auth, lim.nesting_depth))
         self.out = bytearray()
         self.high_water = max(64 * 1024, min(lim.output_buffer, 64 << 20))
         self.state = states.NOT_AUTHENTICATED
@@ -65,6 +70,7 @@ class Session:
         self._running: Iterator[Any] | None = None
         self._running_cmd: Command | None = None
         self._awaiting_line = False
+        self._flush_requested = False
         self.last_activity = time.monotonic()
         self.started = self.last_activity
         self.search_result: list[int] = []  # SEARCHRES `$` (UIDs)
@@ -113,6 +119,9 @@ class Session:
                     self._resume_with(ev)
                     continue
                 self._step(None)
+                if self._flush_requested:
+                    self._flush_requested = False
+                    return  # let the loop write a keepalive out now
                 continue
             if self.idling:
                 ev = self.parser.next_event()
@@ -198,7 +207,9 @@ class Session:
             self._running = None
             self._finish_command(cmd, self._error_result(e))
             return
-        if isinstance(item, Continuation):
+        if isinstance(item, Flush):
+            self._flush_requested = True
+        elif isinstance(item, Continuation):
             self.out += R.continuation(item.text) if item.text else b"+ \r\n"
             self._awaiting_line = True
             self.parser.raw_mode = True
@@ -243,6 +254,7 @@ class Session:
     def _become_authenticated(self, user: Any) -> None:
         self.user = user
         self.state = states.AUTHENTICATED
+        self.parser.limits = self._limits
 
     @property
     def store(self) -> Any:
@@ -325,6 +337,14 @@ class Session:
                 self.out += R.untagged("Autologout; idle for too long", status="BYE")
                 self.finish("autologout")
 
+    def busy(self) -> bool:
+        """A command is working (not waiting for the client): no idle timer runs."""
+        return self._running is not None and not self._awaiting_line
+
+    def write_timeout(self) -> float:
+        """Seconds the client may leave our output unread before it is dropped."""
+        return float(self.idle_timeout())
+
     def next_deadline(self) -> float:
         """Before login: `login_timeout` from the connection's start, however busy the
         client is; after it: `autologout` from the last command."""
@@ -365,7 +385,19 @@ def run(session: Session, transport: Any) -> None:
             sel.modify(fd, events)
             registered[fd] = events
 
+    def written() -> int:
+        """Bytes the client's descriptor has taken so far (a transport without
+        the counter is credited with what its write() accepted)."""
+        counted = getattr(transport, "raw_written", None)
+        return int(counted) if counted is not None else accepted
+
+    accepted = 0
     eof = False
+    # A client that stops reading must not hold the process for ever: the time
+    # since our output last moved is bounded by the idle timeout (a command
+    # blocked on output runs no other timer).
+    write_progress = time.monotonic()
+    last_written = written()
     try:
         while True:
             session.pump()
@@ -377,6 +409,17 @@ def run(session: Session, transport: Any) -> None:
                     session.finish("write failed")
                     break
                 del session.out[:n]
+                accepted += n
+            pending = bool(session.out) or transport.has_pending_output()
+            now = time.monotonic()
+            if written() != last_written or not pending:
+                last_written = written()
+                write_progress = now
+            elif now - write_progress > session.write_timeout():
+                log.notice(f"client stopped reading: no output accepted for {now - write_progress:.0f}s"
+                           f" with {len(session.out)} bytes pending; disconnecting")
+                session.finish("client stopped reading")
+                break
             if session.start_tls_requested and not session.out and not transport.has_pending_output():
                 session.start_tls_requested = False
                 session.parser.discard_input()
@@ -411,7 +454,9 @@ def run(session: Session, transport: Any) -> None:
                     want(fd, 0)
             for fd, ev in fd_events.items():
                 want(fd, ev)
-            deadline = session.next_deadline()
+            deadline = session.next_deadline() if not (session.busy() or session.finished) else now + 3600.0
+            if pending:
+                deadline = min(deadline, write_progress + session.write_timeout() + 0.01)
             if session.idling:
                 deadline = min(deadline, next_keepalive)
                 if not watch_fds:

@@ -34,6 +34,13 @@ class Continuation:
     text: str = ""
 
 
+class Flush:
+    """Yielded by a long-running handler: send what is queued now (keepalives)."""
+
+
+FLUSH = Flush()
+
+
 class CommandError(Exception):
     """Ends a command with a tagged NO (or BAD) and a response code."""
 

@@ -10,12 +10,13 @@ encoded words, transfer encodings and charsets.
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from typing import Any, Callable, Iterator
 
 from ..protocol.commands import Search
-from ..protocol.seqset import compress_numbers
+from ..protocol.seqset import _merged, compress_numbers
 from ..store.base import NoSuchMessage
-from . import CommandError, ok
+from . import FLUSH, CommandError, ok
 from .fetch import MessageData
 
 Matcher = Callable[["Candidate"], bool]
@@ -24,7 +25,7 @@ Matcher = Callable[["Candidate"], bool]
 class Candidate:
     """One message under test; expensive data is computed on first use."""
 
-    __slots__ = ("seq", "uid", "mailbox", "view", "_msg", "_flags")
+    __slots__ = ("seq", "uid", "mailbox", "view", "_msg", "_flags", "_texts")
 
     def __init__(self, seq: int, uid: int, mailbox: Any, view: Any) -> None:
         self.seq = seq
@@ -33,6 +34,7 @@ class Candidate:
         self.view = view
         self._msg: MessageData | None = None
         self._flags: frozenset[str] | None = None
+        self._texts: dict[Any, Any] = {}
 
     @property
     def flags(self) -> frozenset[str]:
@@ -45,6 +47,35 @@ class Candidate:
         if self._msg is None:
             self._msg = MessageData(self.mailbox, self.uid)
         return self._msg
+
+    # Decoded, case-folded texts are computed once per message, however many
+    # keys ask for them (a chain of thousands of ORs must not decode the
+    # message thousands of times).
+    def folded_header(self, field: str) -> list[str]:
+        key = ("HEADER", field.upper())
+        value = self._texts.get(key)
+        if value is None:
+            from ..mime import header_text
+
+            value = [v.casefold() for v in header_text(self.msg.data, self.msg.root, field)]
+            self._texts[key] = value
+        return value
+
+    def folded_body(self) -> str:
+        value = self._texts.get("BODY")
+        if value is None:
+            from ..mime import body_text
+
+            value = self._texts["BODY"] = body_text(self.msg.data, self.msg.root).casefold()
+        return value
+
+    def folded_headers(self) -> str:
+        value = self._texts.get("HEADERS")
+        if value is None:
+            from ..mime import all_headers_text
+
+            value = self._texts["HEADERS"] = all_headers_text(self.msg.data, self.msg.root).casefold()
+        return value
 
 
 def _charset_decode(value: bytes, charset: str) -> str:
@@ -90,8 +121,14 @@ def compile_key(key: tuple, charset: str, session: Any, largest_seq: int) -> Mat
         if seqset.saved:
             saved = set(session.search_result)
             return lambda c: c.uid in saved
-        ranges = seqset.resolved(largest_seq)
-        return lambda c: any(lo <= c.seq <= hi for lo, hi in ranges)
+        ranges = _merged(seqset.resolved(largest_seq))
+        starts = [lo for lo, _ in ranges]
+
+        def in_ranges(c: Candidate) -> bool:  # O(log n) however long the set
+            i = bisect_right(starts, c.seq) - 1
+            return i >= 0 and c.seq <= ranges[i][1]
+
+        return in_ranges
     if kind == "UID":
         seqset = key[1]
         if seqset.saved:
@@ -128,31 +165,24 @@ def compile_key(key: tuple, charset: str, session: Any, largest_seq: int) -> Mat
         needle = _charset_decode(key[2], charset).casefold()
 
         def header(c: Candidate) -> bool:
-            from ..mime import header_text
-
-            values = header_text(c.msg.data, c.msg.root, field)
+            values = c.folded_header(field)
             if not needle:
                 return bool(values)
-            return any(needle in v.casefold() for v in values)
+            return any(needle in v for v in values)
 
         return header
     if kind == "BODY":
         needle = _charset_decode(key[1], charset).casefold()
 
         def body(c: Candidate) -> bool:
-            from ..mime import body_text
-
-            return needle in body_text(c.msg.data, c.msg.root).casefold()
+            return needle in c.folded_body()
 
         return body
     if kind == "TEXT":
         needle = _charset_decode(key[1], charset).casefold()
 
         def text(c: Candidate) -> bool:
-            from ..mime import all_headers_text, body_text
-
-            data, root = c.msg.data, c.msg.root
-            return needle in all_headers_text(data, root).casefold() or needle in body_text(data, root).casefold()
+            return needle in c.folded_headers() or needle in c.folded_body()
 
         return text
     if kind == "MODSEQ":
@@ -183,17 +213,20 @@ def _internal_day(c: Candidate) -> tuple[int, int, int]:
 
 def _sent_day(c: Candidate) -> tuple[int, int, int] | None:
     """The date of the Date: header in its own time zone (RFC 3501 SENT*)."""
+    if "SENTDAY" in c._texts:
+        return c._texts["SENTDAY"]  # type: ignore[no-any-return]
     from ..mime import header_text
 
+    day = None
     values = header_text(c.msg.data, c.msg.root, "Date")
-    if not values:
-        return None
-    from email.utils import parsedate_tz
+    if values:
+        from email.utils import parsedate_tz
 
-    parsed = parsedate_tz(values[0])
-    if parsed is None:
-        return None
-    return (parsed[0], parsed[1], parsed[2])
+        parsed = parsedate_tz(values[0])
+        if parsed is not None:
+            day = (parsed[0], parsed[1], parsed[2])
+    c._texts["SENTDAY"] = day
+    return day
 
 
 KNOWN_CHARSETS = ("UTF-8", "US-ASCII")
@@ -219,9 +252,16 @@ def search(session: Any, cmd: Search) -> Iterator[bytes]:
     except RecursionError:
         raise CommandError("Search too complex", status="BAD") from None
     found: list[tuple[int, int]] = []
+    keepalive = session.config.idle.command_keepalive
+    next_keepalive = time.monotonic() + keepalive
     for seq, uid in enumerate(view.uids, 1):
         if uid in view.pending_expunged:
             continue
+        if not seq & 255 and time.monotonic() > next_keepalive:
+            # a long search: tell the client (and middleboxes) we are still here
+            next_keepalive = time.monotonic() + keepalive
+            yield b"* OK Still searching\r\n"
+            yield FLUSH
         try:
             if match(Candidate(seq, uid, mailbox, view)):
                 found.append((seq, uid))

@@ -12,26 +12,31 @@ channel is already encrypted; a terminal or a pipe is a local user or program.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 import stat
-from dataclasses import dataclass
-from typing import Iterable, Literal, Mapping
+
+from .record import Record
+
+TYPE_CHECKING = False  # socket, ipaddress and typing are imported only when needed
+if TYPE_CHECKING:
+    import ipaddress
+    from typing import Iterable, Literal, Mapping
+
+    PeerKind = Literal["socket", "ssh", "tty", "pipe"]
 
 __all__ = ["Peer", "address_in_networks", "describe_peer", "is_loopback"]
 
-PeerKind = Literal["socket", "ssh", "tty", "pipe"]
 
-
-@dataclass(frozen=True)
-class Peer:
+class Peer(Record):
     """The client as far as we can tell: for logs, PAM_RHOST and the TLS rule."""
 
+    __slots__ = ('kind', 'address', 'port', 'is_secure_local')
+    _defaults = {'address': None, 'port': None, 'is_secure_local': False}
+
     kind: PeerKind
-    address: str | None = None
-    port: int | None = None
-    is_secure_local: bool = False
+    address: str | None
+    port: int | None
+    is_secure_local: bool
 
     def is_secure(self, secure_networks: Iterable[str] = ()) -> bool:
         """Whether plaintext login is fine without TLS: local, or in a trusted network."""
@@ -50,6 +55,8 @@ class Peer:
 
 
 def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    import ipaddress
+
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 scope id
     except ValueError:
@@ -74,6 +81,8 @@ def address_in_networks(address: str, networks: Iterable[str]) -> bool:
     ip = _ip(address)
     if ip is None:
         return False
+    import ipaddress
+
     for network in networks:
         net = ipaddress.ip_network(network, strict=False)
         if ip.version == net.version and ip in net:
@@ -92,6 +101,8 @@ def _socket_peer(fd: int) -> tuple[int, object] | None:
             return None
     except OSError:
         return None
+    import socket
+
     dup = os.dup(fd)
     try:
         sock = socket.socket(fileno=dup)
@@ -125,6 +136,8 @@ def describe_peer(fd: int = 0, environ: Mapping[str, str] = os.environ) -> Peer:
     """
     found = _socket_peer(fd)
     if found is not None:
+        import socket
+
         family, peer = found
         if family in (socket.AF_INET, socket.AF_INET6) and isinstance(peer, tuple):
             address, port = str(peer[0]), int(peer[1])
@@ -142,7 +155,7 @@ def describe_peer(fd: int = 0, environ: Mapping[str, str] = os.environ) -> Peer:
 
     if found is not None:
         family, peer = found
-        if family == socket.AF_UNIX:
+        if family == socket.AF_UNIX:  # noqa: F821 - imported above when found
             if isinstance(peer, bytes):  # an abstract-namespace name
                 peer = peer.decode("utf-8", "replace")
             return Peer("socket", peer or None, None, True)

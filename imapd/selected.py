@@ -9,7 +9,9 @@ so message sequence numbers always mean what the client thinks they mean.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Sequence
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Sequence
 
 from .protocol import responses as R
 from .store.base import Mailbox
@@ -68,7 +70,8 @@ class SelectedView:
             out += self._announce_expunges()
         if changes.added:
             last = self.uids[-1] if self.uids else 0
-            new = [u for u in changes.added if u > last]
+            gone = set(changes.expunged)  # added and removed since the last sync: never announce it
+            new = [u for u in changes.added if u > last and u not in gone]
             if new:
                 self.uids.extend(new)
                 out += b"* %d EXISTS\r\n" % len(self.uids)

@@ -11,7 +11,9 @@ transport, the mailbox's change notifications and the timers.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterator
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator
 
 from . import log
 from .capabilities import capabilities, greeting
@@ -238,6 +240,7 @@ class Session:
         if result is None:
             result = Result()
         self._running_cmd = None
+        self.last_activity = time.monotonic()  # idle from the end of the answer, however long it took
         if self.selected is not None and not self.finished and not self.idling:
             allow_expunge = not (cmd.name in states.NO_EXPUNGE_DURING and not cmd.uid)
             try:
@@ -461,8 +464,8 @@ def run(session: Session, transport: Any) -> None:
                 deadline = min(deadline, next_keepalive)
                 if not watch_fds:
                     deadline = min(deadline, next_poll)
-            if transport.has_buffered_input():
-                timeout = 0.0
+            if transport.has_buffered_input() or (session.busy() and not pending and not session.finished):
+                timeout = 0.0  # more input to parse, or a command paused only to flush a keepalive
             else:
                 timeout = max(0.0, deadline - now)
             events = sel.select(timeout) if registered else (time.sleep(timeout) or [])

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Any
 
 READ_SIZE = 65536
 
@@ -33,6 +35,7 @@ class StdioTransport:
         self._cipher_out = bytearray()  # TLS records not yet written
         self._plain_in = bytearray()  # decrypted bytes not yet handed out
         self.closed = False
+        self.raw_written = 0  # bytes the client's descriptor took (progress of output)
 
     # -------------------------------------------------------------- plain
     def _raw_read(self) -> bytes | None:
@@ -51,11 +54,13 @@ class StdioTransport:
 
     def _raw_write(self, data: bytes) -> int:
         try:
-            return os.write(self.wfd, data)
+            n = os.write(self.wfd, data)
         except BlockingIOError:
             return 0
         except InterruptedError:
             return 0
+        self.raw_written += n
+        return n
 
     # ------------------------------------------------------------- public
     def read(self) -> bytes | None:

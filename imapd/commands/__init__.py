@@ -14,24 +14,30 @@ connection).
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from typing import Any, Callable
+from ..record import Record
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 
-@dataclass(slots=True)
-class Result:
+class Result(Record):
     """The tagged status line that ends a command."""
 
-    status: str = "OK"
-    text: str = "Completed"
-    code: str | None = None
+    __slots__ = ('status', 'text', 'code')
+    _defaults = {'status': "OK", 'text': "Completed", 'code': None}
+
+    status: str
+    text: str
+    code: str | None
 
 
-@dataclass(slots=True)
-class Continuation:
+class Continuation(Record):
     """Yielded by a handler: send `+ text` and resume with the client's next line."""
 
-    text: str = ""
+    __slots__ = ('text',)
+    _defaults = {'text': ""}
+
+    text: str
 
 
 class Flush:

@@ -8,7 +8,9 @@ store in chunks instead of being held in memory.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator
 
 from ..protocol import responses as R
 from ..protocol.commands import Fetch, FetchItem, Section

@@ -6,7 +6,9 @@ client's descriptor and the mailbox's inotify descriptor (or polls) together.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Any
 
 from ..protocol.commands import Simple
 

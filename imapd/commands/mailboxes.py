@@ -5,7 +5,9 @@ RFC 6154 SPECIAL-USE, RFC 8438 STATUS=SIZE)."""
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 from ..protocol import responses as R
 from ..protocol.commands import List, MailboxCommand, Rename, Status

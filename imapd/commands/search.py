@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_right
-from typing import Any, Callable, Iterator
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator
 
 from ..protocol.commands import Search
 from ..protocol.seqset import _merged, compress_numbers
@@ -19,7 +21,7 @@ from ..store.base import NoSuchMessage
 from . import FLUSH, CommandError, ok
 from .fetch import MessageData
 
-Matcher = Callable[["Candidate"], bool]
+Matcher = "Callable[[Candidate], bool]"
 
 
 class Candidate:

@@ -24,7 +24,9 @@ leave open, so clients moving between the two servers see the same thing:
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Any
 
 from .envelope import envelope
 from .headers import Params

@@ -15,7 +15,9 @@ words left encoded, NUL bytes turned into U+FFFD).  Rules worth knowing:
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Any
 
 from .address import parse_address_list
 from .part import Part

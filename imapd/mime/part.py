@@ -8,7 +8,9 @@ bodies, plus the MIME fields BODYSTRUCTURE needs, so the store can keep
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Any
 
 from .headers import Field, Params, decode_params, header_end, scan_header, split_fields
 

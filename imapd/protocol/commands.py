@@ -8,8 +8,10 @@ handlers to judge); search and login values that may carry any octets stay
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from ..record import Record
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Any
 
 from .seqset import SeqSet
 
@@ -23,143 +25,158 @@ from .seqset import SeqSet
 SearchKey = tuple
 
 
-@dataclass(slots=True)
-class Command:
+class Command(Record):
+    __slots__ = ('tag', 'name')
     tag: str
     name: str  # upper-case command name, e.g. "FETCH" (without the UID prefix)
 
     uid = False  # class default; UID-capable commands override
 
 
-@dataclass(slots=True)
 class Simple(Command):
     """Commands with no arguments: CAPABILITY NOOP LOGOUT STARTTLS CHECK CLOSE
     UNSELECT EXPUNGE IDLE NAMESPACE."""
 
+    __slots__ = ()
 
-@dataclass(slots=True)
+
 class Login(Command):
+    __slots__ = ('user', 'password')
     user: bytes
     password: bytes
 
 
-@dataclass(slots=True)
 class Authenticate(Command):
+    __slots__ = ('mechanism', 'initial')
     mechanism: str
     initial: bytes | None  # SASL-IR initial response (base64 text), b"=" for empty
 
 
-@dataclass(slots=True)
 class Enable(Command):
+    __slots__ = ('capabilities',)
     capabilities: list[str]
 
 
-@dataclass(slots=True)
 class Id(Command):
+    __slots__ = ('params',)
     params: dict[str, str | None] | None
 
 
-@dataclass(slots=True)
 class MailboxCommand(Command):
     """SELECT EXAMINE CREATE DELETE SUBSCRIBE UNSUBSCRIBE."""
 
+    __slots__ = ('mailbox', 'params')
+    _defaults = {'params': list}
+
     mailbox: str
-    params: list[Any] = field(default_factory=list)  # e.g. SELECT (CONDSTORE)
+    params: list[Any]  # e.g. SELECT (CONDSTORE)
 
 
-@dataclass(slots=True)
 class Rename(Command):
+    __slots__ = ('old', 'new')
     old: str
     new: str
 
 
-@dataclass(slots=True)
 class List(Command):
     """LIST and LSUB (with RFC 5258 selection and return options)."""
 
+    __slots__ = ('reference', 'patterns', 'select_options', 'return_options')
+    _defaults = {'select_options': list, 'return_options': list}
+
     reference: str
     patterns: list[str]
-    select_options: list[str] = field(default_factory=list)
-    return_options: list[Any] = field(default_factory=list)
+    select_options: list[str]
+    return_options: list[Any]
 
 
-@dataclass(slots=True)
 class Status(Command):
+    __slots__ = ('mailbox', 'items')
     mailbox: str
     items: list[str]
 
 
-@dataclass(slots=True)
-class AppendMessage:
+class AppendMessage(Record):
+    __slots__ = ('flags', 'date', 'data', 'binary')
+    _defaults = {'binary': False}
     flags: list[str]
     date: float | None  # POSIX time from the date-time argument
     data: bytes
-    binary: bool = False  # sent as literal8 (~{n})
+    binary: bool  # sent as literal8 (~{n})
 
 
-@dataclass(slots=True)
 class Append(Command):
+    __slots__ = ('mailbox', 'messages')
     mailbox: str
     messages: list[AppendMessage]
 
 
-@dataclass(slots=True)
 class UidExpunge(Command):
+    __slots__ = ('seqset',)
     seqset: SeqSet
     uid = True
 
 
-@dataclass(slots=True)
 class Search(Command):
+    __slots__ = ('key', 'charset', 'return_options', 'uid')
+    _defaults = {'charset': None, 'return_options': None, 'uid': False}
     key: SearchKey
-    charset: str | None = None
-    return_options: list[str] | None = None  # ESEARCH RETURN (...); None = plain SEARCH
-    uid: bool = False
+    charset: str | None
+    return_options: list[str] | None  # ESEARCH RETURN (...); None = plain SEARCH
+    uid: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Section:
+class Section(Record):
     """A BODY[...] / BINARY[...] section: part path plus specifier."""
 
-    path: tuple[int, ...] = ()
-    spec: str | None = None  # HEADER, HEADER.FIELDS, HEADER.FIELDS.NOT, TEXT, MIME
-    fields: tuple[str, ...] = ()  # upper-case field names for HEADER.FIELDS(.NOT)
+    __slots__ = ('path', 'spec', 'fields')
+    _defaults = {'path': (), 'spec': None, 'fields': ()}
+
+    path: tuple[int, ...]
+    spec: str | None  # HEADER, HEADER.FIELDS, HEADER.FIELDS.NOT, TEXT, MIME
+    fields: tuple[str, ...]  # upper-case field names for HEADER.FIELDS(.NOT)
 
 
-@dataclass(frozen=True, slots=True)
-class FetchItem:
+class FetchItem(Record):
     """One fetch attribute.  `name` is FLAGS, UID, ENVELOPE, BODY, BODYSTRUCTURE,
     INTERNALDATE, RFC822.SIZE, RFC822, RFC822.HEADER, RFC822.TEXT, MODSEQ,
     BODY[] (with `section`), BINARY[] or BINARY.SIZE[]."""
 
+    __slots__ = ('name', 'section', 'partial', 'peek')
+    _defaults = {'section': None, 'partial': None, 'peek': False}
+
     name: str
-    section: Section | None = None
-    partial: tuple[int, int] | None = None  # <offset.length>
-    peek: bool = False
+    section: Section | None
+    partial: tuple[int, int] | None  # <offset.length>
+    peek: bool
 
 
-@dataclass(slots=True)
 class Fetch(Command):
+    __slots__ = ('seqset', 'items', 'modifiers', 'uid')
+    _defaults = {'modifiers': dict, 'uid': False}
     seqset: SeqSet
     items: list[FetchItem]
-    modifiers: dict[str, Any] = field(default_factory=dict)
-    uid: bool = False
+    modifiers: dict[str, Any]
+    uid: bool
 
 
-@dataclass(slots=True)
 class Store(Command):
+    __slots__ = ('seqset', 'mode', 'silent', 'flags', 'modifiers', 'uid')
+    _defaults = {'modifiers': dict, 'uid': False}
     seqset: SeqSet
     mode: str  # "set" | "add" | "remove"
     silent: bool
     flags: list[str]
-    modifiers: dict[str, Any] = field(default_factory=dict)
-    uid: bool = False
+    modifiers: dict[str, Any]
+    uid: bool
 
 
-@dataclass(slots=True)
 class CopyMove(Command):
     """COPY and MOVE."""
 
+    __slots__ = ('seqset', 'mailbox', 'uid')
+    _defaults = {'uid': False}
+
     seqset: SeqSet
     mailbox: str
-    uid: bool = False
+    uid: bool

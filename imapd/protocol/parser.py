@@ -17,8 +17,10 @@ grammar then reads one framed command with a small recursive-descent reader.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any, Callable
+from ..record import Record
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 from . import commands as c
 from .seqset import MAX_NUMBER, SeqSet
@@ -26,16 +28,16 @@ from .seqset import MAX_NUMBER, SeqSet
 # --------------------------------------------------------------------- events
 
 
-@dataclass(slots=True)
-class NeedLiteral:
+class NeedLiteral(Record):
     """The client waits for a continuation before sending `size` bytes."""
+
+    __slots__ = ('tag', 'size')
 
     tag: str
     size: int
 
 
-@dataclass(slots=True)
-class ProtocolError:
+class ProtocolError(Record):
     """Input that is not a valid command.
 
     `tag` is the command's tag when one could be read (answer tagged BAD),
@@ -43,26 +45,31 @@ class ProtocolError:
     `* BYE` and close.  `code` is an optional response code (e.g. TOOBIG).
     """
 
+    __slots__ = ('tag', 'text', 'fatal', 'code', 'status')
+    _defaults = {'fatal': False, 'code': None, 'status': "BAD"}
+
     tag: str
     text: str
-    fatal: bool = False
-    code: str | None = None
-    status: str = "BAD"
+    fatal: bool
+    code: str | None
+    status: str
 
 
-@dataclass(slots=True)
-class RawLine:
+class RawLine(Record):
     """A line read in raw mode (AUTHENTICATE responses, IDLE's DONE)."""
+
+    __slots__ = ('data',)
 
     data: bytes
 
 
-@dataclass(slots=True)
-class Limits:
-    line_length: int = 65536  # bytes of command text, literals excluded
-    literal_size: int = 1 << 20  # total literal bytes of one command
-    append_size: int = 64 << 20  # total literal bytes of one APPEND
-    nesting_depth: int = 32  # parentheses / NOT / OR depth
+class Limits(Record):
+    __slots__ = ('line_length', 'literal_size', 'append_size', 'nesting_depth')
+    _defaults = {'line_length': 65536, 'literal_size': 1 << 20, 'append_size': 64 << 20, 'nesting_depth': 32}
+    line_length: int  # bytes of command text, literals excluded
+    literal_size: int  # total literal bytes of one command
+    append_size: int  # total literal bytes of one APPEND
+    nesting_depth: int  # parentheses / NOT / OR depth
 
 
 class ParseError(Exception):
@@ -529,7 +536,7 @@ def _text(raw: bytes) -> str:
 
 # ----------------------------------------------------------------- commands
 
-_CommandParser = Callable[[Reader, str, str], c.Command]
+_CommandParser = "Callable[[Reader, str, str], c.Command]"
 COMMANDS: dict[str, _CommandParser] = {}
 
 

@@ -11,7 +11,9 @@ becomes a literal.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Iterable
 
 _QUOTABLE = re.compile(rb'[^\x00\r\n\x80-\xff]*')
 _NEEDS_ESCAPE = re.compile(rb'["\\]')
@@ -104,8 +106,11 @@ def flag_list(flags: Iterable[str]) -> bytes:
 
 
 def _text(text: str) -> bytes:
-    """Human-readable text: one line, 7-bit, no NUL, so it can never break framing."""
-    return text.replace("\r", " ").replace("\n", " ").replace("\0", " ").encode("ascii", "replace")
+    """Human-readable text: one line, 7-bit, no NUL, so it can never break framing,
+    and no other control character (a client's bytes echoed in an error must not
+    drive the terminal of whoever reads the conversation)."""
+    text = text.replace("\r", " ").replace("\n", " ").replace("\0", " ")
+    return _CTL.sub(b"?", text.encode("ascii", "replace"))
 
 
 def tagged(tag: str, status: str, text: str, code: str | None = None) -> bytes:

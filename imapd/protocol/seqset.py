@@ -7,7 +7,9 @@ means "the largest number in use" only at the moment the command runs.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from typing import Iterator, Sequence
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Iterator, Sequence
 
 STAR = 0  # stands for `*` inside a range; real numbers are >= 1
 MAX_NUMBER = 0xFFFFFFFF  # nz-number / uniqueid are 32-bit

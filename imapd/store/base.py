@@ -22,8 +22,10 @@ Conventions shared by every implementation:
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
-from typing import BinaryIO, Iterable, Iterator, Sequence
+from ..record import Record
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import BinaryIO, Iterable, Iterator, Sequence
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
@@ -72,8 +74,7 @@ class NoSuchMessage(StoreError):
 
 
 # ---------------------------------------------------------------- value types
-@dataclass(frozen=True, slots=True)
-class MailboxInfo:
+class MailboxInfo(Record):
     """One entry of `Store.list_mailboxes`.
 
     `selectable` is False for a name that exists only as the parent of others
@@ -81,15 +82,20 @@ class MailboxInfo:
     `\\HasNoChildren`.  `special_use` holds RFC 6154 attributes such as `\\Sent`.
     """
 
+    __slots__ = ('name', 'selectable', 'has_children', 'special_use')
+    _defaults = {'selectable': True, 'has_children': False, 'special_use': frozenset()}
+
     name: str
-    selectable: bool = True
-    has_children: bool = False
-    special_use: frozenset[str] = frozenset()
+    selectable: bool
+    has_children: bool
+    special_use: frozenset[str]
 
 
-@dataclass(slots=True)
-class MailboxStatus:
+class MailboxStatus(Record):
     """Counts for STATUS and SELECT.  `size` is the sum of wire sizes (STATUS SIZE)."""
+
+    __slots__ = ('messages', 'recent', 'uidnext', 'uidvalidity', 'unseen', 'size', 'highestmodseq')
+    _defaults = {'highestmodseq': 0}
 
     messages: int
     recent: int
@@ -97,11 +103,10 @@ class MailboxStatus:
     uidvalidity: int
     unseen: int
     size: int
-    highestmodseq: int = 0
+    highestmodseq: int
 
 
-@dataclass(slots=True)
-class SyncChanges:
+class SyncChanges(Record):
     """What changed in a mailbox since the previous `Mailbox.sync()`.
 
     * `expunged`: UIDs that are gone, ascending.
@@ -112,25 +117,30 @@ class SyncChanges:
       through it are, so the session learns of every EXISTS/EXPUNGE in one place.
     """
 
-    expunged: list[int] = field(default_factory=list)
-    added: list[int] = field(default_factory=list)
-    flags_changed: list[int] = field(default_factory=list)
+    __slots__ = ('expunged', 'added', 'flags_changed')
+    _defaults = {'expunged': list, 'added': list, 'flags_changed': list}
+
+    expunged: list[int]
+    added: list[int]
+    flags_changed: list[int]
 
     def __bool__(self) -> bool:
         return bool(self.expunged or self.added or self.flags_changed)
 
 
-@dataclass(frozen=True, slots=True)
-class AppendResult:
+class AppendResult(Record):
     """UIDPLUS data for APPEND: `[APPENDUID uidvalidity uid]`."""
+
+    __slots__ = ('uidvalidity', 'uid')
 
     uidvalidity: int
     uid: int
 
 
-@dataclass(frozen=True, slots=True)
-class CopyResult:
+class CopyResult(Record):
     """UIDPLUS data for COPY/MOVE: `[COPYUID uidvalidity src dst]` (pairs in order)."""
+
+    __slots__ = ('uidvalidity', 'source_uids', 'dest_uids')
 
     uidvalidity: int
     source_uids: tuple[int, ...]

@@ -22,7 +22,9 @@ import errno
 import os
 import time
 import weakref
-from typing import TYPE_CHECKING, Any  # noqa: F401
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Any
 
 from imapd.store.base import StoreError
 from imapd.store.maildir import index as idxmod
@@ -38,7 +40,10 @@ if TYPE_CHECKING:
 # A directory mtime must be this much older than the moment we read it before
 # we trust that a later equal mtime means "unchanged" (coarse timestamps).
 TRUST_AGE_NS = 1_000_000_000
-# After our own changes, verify with a full scan once things are this quiet.
+# After our own changes, verify with a full scan this long after the first of
+# them: a change someone else made to the same directory while ours ran moved
+# the mtime we then adopted, so only a scan can show it.  (Counting from the
+# first, not the last, own change bounds the delay for a busy session too.)
 VERIFY_AFTER = 2.0
 
 
@@ -73,6 +78,7 @@ class MaildirFolder:
         self.expected: list[int | None] = [None, None]  # cur, new
         self.from_own_op = False
         self.last_own_op = 0.0
+        self.first_own_op = 0.0  # first own change since the last verified scan
         self.epoch = 0
         self.log: list[tuple] = []
         self.log_base = 0
@@ -102,6 +108,9 @@ class MaildirFolder:
         return (st.st_dev, st.st_ino) == self.ident
 
     def close(self) -> None:
+        ul = getattr(self, "uidlist", None)
+        if ul is not None:
+            ul.close()
         for attr in ("cur_fd", "new_fd", "tmp_fd", "fd"):
             fd = getattr(self, attr, -1)
             if fd >= 0:
@@ -132,8 +141,11 @@ class MaildirFolder:
     def end_own(self, ok: tuple[bool, bool]) -> None:
         st = self.dir_state()
         self.expected = [st[0] if ok[0] else None, st[1] if ok[1] else None]
+        now = time.monotonic()
+        if not self.from_own_op:
+            self.first_own_op = now
         self.from_own_op = True
-        self.last_own_op = time.monotonic()
+        self.last_own_op = now
 
     def after_scan(self, pre: tuple[int, int], t_ns: int) -> None:
         """A full scan read the directories as they were at `pre` (stat'ed at

@@ -22,7 +22,7 @@ import marshal
 import os
 import sys
 from array import array
-from dataclasses import dataclass, field
+from imapd.record import Record
 
 INDEX_NAME = "imapd.index"
 CACHE_NAME = "imapd.cache"
@@ -32,19 +32,20 @@ _CACHE_MAGIC = "imapd-cache"
 _VERSION = 2
 
 
-@dataclass
-class IndexData:
-    uidvalidity: int = 0
-    highestmodseq: int = 1
-    uidlist_ident: tuple | None = None   # (dev, ino, size, mtime_ns)
-    dirs: tuple | None = None            # (cur mtime_ns, new mtime_ns) if trusted
-    uids: array = field(default_factory=lambda: array("I"))
-    bases: list = field(default_factory=list)
-    infos: list = field(default_factory=list)
-    innew: bytearray = field(default_factory=bytearray)
-    wsize: array = field(default_factory=lambda: array("q"))
-    mtime: array = field(default_factory=lambda: array("d"))
-    modseq: array = field(default_factory=lambda: array("Q"))
+class IndexData(Record):
+    __slots__ = ('uidvalidity', 'highestmodseq', 'uidlist_ident', 'dirs', 'uids', 'bases', 'infos', 'innew', 'wsize', 'mtime', 'modseq')
+    _defaults = {'uidvalidity': 0, 'highestmodseq': 1, 'uidlist_ident': None, 'dirs': None, 'uids': lambda: array("I"), 'bases': list, 'infos': list, 'innew': bytearray, 'wsize': lambda: array("q"), 'mtime': lambda: array("d"), 'modseq': lambda: array("Q")}
+    uidvalidity: int
+    highestmodseq: int
+    uidlist_ident: tuple | None   # (dev, ino, size, mtime_ns)
+    dirs: tuple | None            # (cur mtime_ns, new mtime_ns) if trusted
+    uids: array
+    bases: list
+    infos: list
+    innew: bytearray
+    wsize: array
+    mtime: array
+    modseq: array
 
 
 def _read_file(dir_fd: int, name: str) -> bytes | None:

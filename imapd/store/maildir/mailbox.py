@@ -20,7 +20,9 @@ import time
 from array import array
 from bisect import bisect_left
 from itertools import compress
-from typing import TYPE_CHECKING, BinaryIO, Iterable, Sequence
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import BinaryIO, Iterable, Sequence
 
 from imapd.store.base import (
     CopyResult,
@@ -40,6 +42,9 @@ if TYPE_CHECKING:
     from imapd.store.maildir.store import MaildirStore
 
 NO_TIME = -1.0e300  # internal date not known yet
+# Extra readdirs of new/ and cur/ when a file the uidlist names was not seen:
+# readdir() may miss a file that is renamed while it runs.
+RESCANS = 2
 _intern = sys.intern
 
 
@@ -118,6 +123,7 @@ class MaildirMailbox(Mailbox):
         self._pending = SyncChanges()
         self._pending_flags: set[int] = set()
         self._log_pos = folder.log_base + len(folder.log)
+        self._ul_changes = -1  # folder.uidlist.changes when the view last took in the uidlist
         self._epoch = -1
         self._synced_ul: tuple | None = None
         self._synced_dirs: tuple | None = None
@@ -175,6 +181,7 @@ class MaildirMailbox(Mailbox):
                 self._epoch = f.epoch
                 self._synced_dirs = idx.dirs
                 self._last_full = time.monotonic()
+                self._ul_changes = ul.changes
             else:
                 # same UIDs, but files may have been renamed/removed/added;
                 # nothing was reported to anyone yet, so every UID may appear
@@ -608,14 +615,19 @@ class MaildirMailbox(Mailbox):
         if f.closed:
             return SyncChanges()
         changes = SyncChanges()
-        self._apply_log(changes)
-        need_full = self._epoch != f.epoch
+        # Records this process read from the uidlist since the view took it in
+        # stand for messages others added, maybe with UIDs below those of our
+        # own additions: then our additions wait for the listing, which shows
+        # all of them in UID order (a UID shown first would hide lower ones).
+        foreign = f.uidlist.changes != self._ul_changes
+        self._apply_log(changes, take_adds=not foreign)
+        need_full = self._epoch != f.epoch or foreign
         list_cur = list_new = need_full
         if not need_full:
             st = f.dir_state()
             list_cur = f.expected[0] is None or st[0] != f.expected[0]
             list_new = f.expected[1] is None or st[1] != f.expected[1]
-            if f.from_own_op and time.monotonic() - f.last_own_op > VERIFY_AFTER:
+            if f.from_own_op and time.monotonic() - f.first_own_op > VERIFY_AFTER:
                 list_cur = list_new = True  # verify what our own changes left
             if not (list_cur or list_new):
                 ust = f.uidlist.stat()
@@ -640,7 +652,7 @@ class MaildirMailbox(Mailbox):
             changes.flags_changed = sorted(s)
         self._pending_flags.clear()
 
-    def _apply_log(self, changes: SyncChanges) -> None:
+    def _apply_log(self, changes: SyncChanges, take_adds: bool = True) -> None:
         f = self._f
         start = self._log_pos - f.log_base
         if start < 0:
@@ -656,7 +668,7 @@ class MaildirMailbox(Mailbox):
             kind = ev[0]
             if kind == "add":
                 _, uid, base, info, innew, wsize, mtime = ev
-                if uid > self._max_seen and self._pos(uid) < 0:
+                if take_adds and uid > self._max_seen and self._pos(uid) < 0:
                     add_uids.append(uid)
                     add_rows.append((uid, base, info, innew, wsize, mtime))
             elif kind == "expunge":
@@ -745,6 +757,7 @@ class MaildirMailbox(Mailbox):
                 ul.load()
             else:
                 ul.refresh()
+        ul_changes = ul.changes
         f.keywords.refresh()
         # base -> info, for files in new/ and in cur/
         if list_new:
@@ -798,6 +811,7 @@ class MaildirMailbox(Mailbox):
                     if unknown:
                         unknown.sort(key=_maildir_sort_key)
                         ul.append([(b, None) for b in unknown])
+                    ul_changes = ul.changes
                 bases, rec_uids = ul.bases, ul.uids
                 cur_infos = list(map(fc.get, bases))
                 new_infos = list(map(fn.get, bases)) if fn else None
@@ -846,6 +860,7 @@ class MaildirMailbox(Mailbox):
         # --- the new view, in UID order
         uids_arr = rec_uids
         n_rec = len(bases)
+        absent: list[int] = []  # records whose file was not listed
         if new_infos is None and cur_infos.count(None) == 0:
             nu = array("I", uids_arr)
             nb = list(bases)
@@ -869,6 +884,7 @@ class MaildirMailbox(Mailbox):
                         else:
                             innew = 1
                 if info is None:
+                    absent.append(ri)
                     continue
                 nu.append(uids_arr[ri])
                 nb.append(bases[ri])
@@ -887,23 +903,46 @@ class MaildirMailbox(Mailbox):
                 nn.append(innew)
         del fc, fn
 
-        # --- files missing now: check once more before calling them expunged
-        if not initial and (list_cur or list_new) and len(self._uids):
-            missing = self._missing(nu)
-            if missing:
-                again = self._lookup_all()
-                back = [p for p in missing if self._bases[p] in again]
-                if back:
-                    rows2 = list(zip(nu, nb, ni, nn))
-                    for p in back:
-                        b = self._bases[p]
-                        info, innew = again[b]
-                        rows2.append((self._uids[p], b, _intern(info), innew))
-                    rows2.sort()
-                    nu = array("I", (r[0] for r in rows2))
-                    nb = [r[1] for r in rows2]
-                    ni = [r[2] for r in rows2]
-                    nn = bytearray(r[3] for r in rows2)
+        # --- files the listing missed.  readdir() may skip a file that is
+        # renamed while it runs (mutt changing flags, another session's
+        # STORE).  So look again before a message we showed is called
+        # expunged while the uidlist still names it, and before a numbered
+        # file is passed over while a higher UID is shown: that would hide it
+        # for the rest of the session.
+        lost_old: list[int] = []
+        if not initial and len(self._uids):
+            lost_old = self._missing(nu)
+            if lost_old and not use_view:
+                named = ul.by_base()
+                lost_old = [p for p in lost_old if self._bases[p] in named]
+        top = nu[-1] if len(nu) else 0
+        lost_new = [ri for ri in absent if self._max_seen < uids_arr[ri] < top]
+        for _ in range(RESCANS):
+            if not (lost_old or lost_new):
+                break
+            again = self._lookup_all()
+            back: list[tuple[int, str, str, int]] = []
+            still_old = []
+            for p in lost_old:
+                e = again.get(self._bases[p])
+                if e is None:
+                    still_old.append(p)
+                else:
+                    back.append((self._uids[p], self._bases[p], _intern(e[0]), e[1]))
+            still_new = []
+            for ri in lost_new:
+                e = again.get(bases[ri])
+                if e is None:
+                    still_new.append(ri)
+                else:
+                    back.append((uids_arr[ri], bases[ri], _intern(e[0]), e[1]))
+            lost_old, lost_new = still_old, still_new
+            if back:
+                rows2 = sorted(set(zip(nu, nb, ni, nn)) | set(back))
+                nu = array("I", (r[0] for r in rows2))
+                nb = [r[1] for r in rows2]
+                ni = [r[2] for r in rows2]
+                nn = bytearray(r[3] for r in rows2)
 
         self._install_view(nu, nb, ni, nn, changes, seed)
         st = ul.stat()
@@ -936,6 +975,7 @@ class MaildirMailbox(Mailbox):
         self._epoch = f.epoch
         self._last_full = time.monotonic()
         self._log_pos = f.log_base + len(f.log)
+        self._ul_changes = ul_changes
 
     def _missing(self, nu: array) -> list[int]:
         present = set(nu)

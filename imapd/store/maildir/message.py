@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import os
-from typing import BinaryIO
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 CHUNK = 256 * 1024
 

@@ -12,7 +12,9 @@ import itertools
 import os
 import stat as _stat
 import time
-from typing import BinaryIO, Iterable, Sequence
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import BinaryIO, Iterable, Sequence
 
 from imapd.protocol import mutf7
 from imapd.store.base import (
@@ -401,9 +403,15 @@ class MaildirStore(Store):
             except FileNotFoundError:
                 pass
             pairs.append((s, t))
+        done = 0
         for s, t in pairs:
             try:
                 os.rename(s, t, src_dir_fd=self.root_fd, dst_dir_fd=self.root_fd)
+                done += 1
+            except FileNotFoundError:
+                # renamed or deleted by someone else since we listed it
+                if not done:
+                    raise NoSuchMailbox("Mailbox does not exist: %s" % old) from None
             except OSError as exc:
                 if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
                     raise MailboxExists("Mailbox already exists: %s" % new) from None
@@ -466,6 +474,7 @@ class MaildirStore(Store):
                     nl.next_uid = ul.next_uid
                     nl.set_records([u for u, _ in keep], [b for _, b in keep])
                     nl.rewrite()
+                    nl.close()
                     os.rename(tmp, d_new, src_dir_fd=self.root_fd, dst_dir_fd=self.root_fd)
                     ul.rewrite(drop={u for u, _ in keep})
                 for fd in subfd.values():

@@ -18,6 +18,12 @@ not rewrite the header when it appends, and neither do we.
 
 Records are kept as parallel arrays (uids, base names, extension strings)
 because a 100,000-message mailbox must fit a small memory budget.
+
+"Is it still the file I read?" is answered by (device, inode, size), and the
+inode number only means something while the file is open: once the last
+reference to a replaced list is gone, ext4 hands its inode number to the next
+new file (often the next `dovecot-uidlist.tmp`).  So, as Dovecot does, the
+version we read stays open (`_held`) until a newer one replaces it.
 """
 
 from __future__ import annotations
@@ -53,7 +59,30 @@ class UidList:
         self.dir_fd = dir_fd
         self.name = name
         self.tmp_name = tmp_name
+        self._held = -1  # fd of the version `ident` names (keeps its inode number ours)
+        # bumped whenever we read something of the file we had not read before
+        # (written by someone else): a view of the mailbox that was built
+        # before may lack the messages those records stand for
+        self.changes = 0
         self._reset()
+
+    def _hold(self, fd: int) -> None:
+        """Keep `fd` (the version just read or written) open; let the old one go."""
+        if self._held >= 0 and self._held != fd:
+            try:
+                os.close(self._held)
+            except OSError:
+                pass
+        self._held = fd
+
+    def close(self) -> None:
+        self._hold(-1)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
 
     def _reset(self) -> None:
         self.version = 0           # 0: no (readable) file
@@ -234,6 +263,7 @@ class UidList:
         pos = offset
         carry = b""
         first = offset == 0
+        self.changes += 1
         while pos < size or carry:
             block = os.pread(fd, min(size - pos, 1 << 18), pos) if pos < size else b""
             pos += len(block)
@@ -275,6 +305,7 @@ class UidList:
         self._reset()
         if fd is None:
             # keep what we knew: a vanished list is recreated from memory
+            self._hold(-1)
             self.uidvalidity, self.next_uid = old_v, old_n
             self.loaded = True
             self.tail_known = True
@@ -286,8 +317,10 @@ class UidList:
             self._read_from(fd, 0, st, True)
             if old_v and self.uidvalidity == old_v and self.next_uid < old_n:
                 self.next_uid = old_n  # never let UIDs go backwards
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        self._hold(fd)
         self.loaded = True
         self.tail_known = True
         return True
@@ -301,29 +334,19 @@ class UidList:
         if st is None:
             if self.ident is None:
                 return False
+            self._hold(-1)
+            self.changes += 1
             self.ident = None
             self.offset = 0
             self.version = 0
             return True
-        if (st.st_dev, st.st_ino) != self.ident or st.st_size < self.offset:
+        if self._held < 0 or (st.st_dev, st.st_ino) != self.ident or st.st_size < self.offset:
             self.load()
             return True
         if st.st_size == self.offset:
             return False
-        fd = self._open()
-        if fd is None:
-            return self.refresh()
-        try:
-            st = os.fstat(fd)
-            if (st.st_dev, st.st_ino) != self.ident:
-                os.close(fd)
-                fd = None
-                self.load()
-                return True
-            self._read_from(fd, self.offset, st, True)
-        finally:
-            if fd is not None:
-                os.close(fd)
+        # the same file, grown (we hold it open: its inode number is not reused)
+        self._read_from(self._held, self.offset, os.fstat(self._held), True)
         return True
 
     def refresh_tail(self) -> None:
@@ -334,6 +357,7 @@ class UidList:
             return
         fd = self._open()
         if fd is None:
+            self._hold(-1)
             self.version = 0
             self.ident = None
             self.offset = 0
@@ -341,7 +365,8 @@ class UidList:
             return
         try:
             st = os.fstat(fd)
-            if self.tail_known and (st.st_dev, st.st_ino) == self.ident and st.st_size >= self.offset:
+            if (self.tail_known and self._held >= 0 and (st.st_dev, st.st_ino) == self.ident
+                    and st.st_size >= self.offset):
                 if st.st_size > self.offset:
                     self._read_from(fd, self.offset, st, False)
                 return
@@ -375,6 +400,8 @@ class UidList:
             self.ident = (st.st_dev, st.st_ino)
             self.mtime_ns = st.st_mtime_ns
             self.tail_known = True
+            self._hold(fd)
+            fd = None
         finally:
             if fd is not None:
                 os.close(fd)
@@ -442,7 +469,11 @@ class UidList:
                 self.next_uid = first
                 self.load()
                 return self.append(items)
-            self.rewrite()
+            try:
+                self.rewrite()
+            except BaseException:
+                self._take_back(first)
+                raise
             return new_uids
         data = "".join(self._record(u, b, e) for u, (b, e) in zip(new_uids, items)).encode(_ENC, _ERRS)
         fd = os.open(self.name, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
@@ -456,12 +487,27 @@ class UidList:
                     self.next_uid = first
                     self.load()
                     return self.append(items)
-                self.rewrite()
+                try:
+                    self.rewrite()
+                except BaseException:
+                    self._take_back(first)
+                    raise
                 return new_uids
-            n = os.write(fd, data)
-            while n < len(data):
-                n += os.write(fd, data[n:])
-            os.fdatasync(fd)
+            try:
+                n = os.write(fd, data)
+                while n < len(data):
+                    n += os.write(fd, data[n:])
+                os.fdatasync(fd)
+            except BaseException:
+                # disk full, file size limit...: leave no partial record line
+                # behind (the next appender would glue its line onto it), and
+                # give the UIDs back, since nobody else will ever learn of them
+                try:
+                    os.ftruncate(fd, self.offset)
+                except OSError:
+                    pass
+                self._take_back(first)
+                raise
             st = os.fstat(fd)
             self.offset = st.st_size
             self.mtime_ns = st.st_mtime_ns
@@ -469,6 +515,19 @@ class UidList:
             if fd >= 0:
                 os.close(fd)
         return new_uids
+
+    def _take_back(self, first: int) -> None:
+        """Forget records from UID `first` on that were never written."""
+        if self.loaded:
+            k = len(self.uids)
+            while k and self.uids[k - 1] >= first:
+                k -= 1
+            if k < len(self.uids):
+                del self.uids[k:]
+                del self.bases[k:]
+                del self.exts[k:]
+                self._by_base = None
+        self.next_uid = first
 
     def rewrite(self, drop: set[int] | None = None, uidvalidity: int | None = None) -> None:
         """Write the whole list via dovecot-uidlist.tmp + rename (lock held).
@@ -498,7 +557,7 @@ class UidList:
         del body
         fd = os.open(
             self.tmp_name,
-            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+            os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
             0o600,
             dir_fd=self.dir_fd,
         )
@@ -520,8 +579,12 @@ class UidList:
             except OSError:
                 pass
             raise
-        os.close(fd)
-        os.rename(self.tmp_name, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        try:
+            os.rename(self.tmp_name, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._hold(fd)
         self.version = 3
         self.hdr_next_uid = self.next_uid
         self.ident = (st.st_dev, st.st_ino)
@@ -547,6 +610,9 @@ def read_courier_uiddb(dir_fd: int) -> tuple[int, int, list[int], list[str]] | N
     """Parse Courier's `courierimapuiddb` (version 1 layout): (uidvalidity,
     nextuid, uids, base names), or None if absent or unreadable."""
     ul = UidList(dir_fd, name="courierimapuiddb", tmp_name="courierimapuiddb.tmp")
-    if not ul.load() or ul.version != 1 or not ul.uidvalidity:
-        return None
-    return ul.uidvalidity, ul.next_uid, list(ul.uids), list(ul.bases)
+    try:
+        if not ul.load() or ul.version != 1 or not ul.uidvalidity:
+            return None
+        return ul.uidvalidity, ul.next_uid, list(ul.uids), list(ul.bases)
+    finally:
+        ul.close()

@@ -66,10 +66,14 @@ class MessageData:
                 self.mailbox.cache_put(self.uid, "mime", self._root.to_cache())
         return self._root
 
-    def derived(self, key: str, build: Callable[[bytes, Any], Any]) -> Any:
+    def derived_wire(self, key: str, build: Callable[[bytes, Any], Any]) -> bytes:
+        """A derived value (ENVELOPE, BODY, BODYSTRUCTURE) encoded for the wire.
+
+        The encoded bytes are what is cached: a warm FETCH then costs a lookup,
+        not a parse and an encode (Dovecot caches `imap.bodystructure` so too)."""
         value = self.mailbox.cache_get(self.uid, key)
-        if value is None:
-            value = build(self.data, self.root)
+        if type(value) is not bytes:
+            value = R.encode(build(self.data, self.root))
             self.mailbox.cache_put(self.uid, key, value)
         return value
 
@@ -163,11 +167,11 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes]:
                 elif name == "INTERNALDATE":
                     out += b"INTERNALDATE " + R.format_internal_date(mailbox.internal_date(uid))
                 elif name == "ENVELOPE":
-                    out += b"ENVELOPE " + R.encode(msg.derived("envelope", _envelope))
+                    out += b"ENVELOPE " + msg.derived_wire("envelope.wire", _envelope)
                 elif name == "BODY":
-                    out += b"BODY " + R.encode(msg.derived("body", _body))
+                    out += b"BODY " + msg.derived_wire("body.wire", _body)
                 elif name == "BODYSTRUCTURE":
-                    out += b"BODYSTRUCTURE " + R.encode(msg.derived("bodystructure", _bodystructure))
+                    out += b"BODYSTRUCTURE " + msg.derived_wire("bodystructure.wire", _bodystructure)
                 elif name == "MODSEQ":
                     out += b"MODSEQ (%d)" % _modseq(mailbox, uid)
                 elif name in ("RFC822", "RFC822.HEADER", "RFC822.TEXT"):

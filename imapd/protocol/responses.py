@@ -83,12 +83,22 @@ def _encode_into(value: object, out: list[bytes]) -> None:
     elif isinstance(value, int):
         out.append(b"%d" % value)
     elif isinstance(value, (list, tuple)):
+        # IMAP writes repeated parenthesised items with no space between them
+        # where the grammar says 1*X: the addresses of an ENVELOPE field
+        # ("(" 1*address ")"), the parts of a multipart BODYSTRUCTURE
+        # (1*body SP subtype), NAMESPACE entries.  Those are exactly the lists
+        # at the start of a list; everything after them is separated by SP.
         out.append(b"(")
-        first = True
-        for item in value:
-            if not first:
-                out.append(b" ")
-            first = False
+        leading_lists = True
+        previous_was_list = False
+        for i, item in enumerate(value):
+            is_list = isinstance(item, (list, tuple))
+            if i:
+                if not (leading_lists and is_list and previous_was_list):
+                    out.append(b" ")
+            if not is_list:
+                leading_lists = False
+            previous_was_list = is_list
             _encode_into(item, out)
         out.append(b")")
     else:

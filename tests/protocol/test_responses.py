@@ -246,8 +246,8 @@ def test_internal_date_round_trips_through_append(timestamp, offset):
 def test_repeated_lists_are_written_without_spaces():
     """RFC 3501: `"(" 1*address ")"` and `1*body SP media-subtype` have no SP between items."""
     envelope = [b"date", b"subj", [[b"A", None, b"a", b"x"], [None, None, b"b", b"y"]], None]
-    assert encode(envelope) == b'("date" "subj" (("A" NIL "a" "x")(NIL NIL "b" "y")) NIL)'
+    assert R.encode(envelope) == b'("date" "subj" (("A" NIL "a" "x")(NIL NIL "b" "y")) NIL)'
     multipart = [[b"text", b"plain"], [b"text", b"html"], b"alternative", [b"boundary", b"b"]]
-    assert encode(multipart) == b'(("text" "plain")("text" "html") "alternative" ("boundary" "b"))'
+    assert R.encode(multipart) == b'(("text" "plain")("text" "html") "alternative" ("boundary" "b"))'
     # lists that follow a non-list are separated as usual (ENVELOPE's from, sender, ...)
-    assert encode([None, [1], [2]]) == b"(NIL (1) (2))"
+    assert R.encode([None, [1], [2]]) == b"(NIL (1) (2))"

@@ -1,0 +1,1 @@
+"""imapd vs Dovecot benchmark: `python benchmarks/run.py --help`."""

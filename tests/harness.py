@@ -427,3 +427,73 @@ def proc_status(pid: int) -> dict[str, list[str]]:
             key, _, value = line.partition(":")
             out[key] = value.split()
     return out
+
+
+# --------------------------------------------------------------------------
+# Hostile-input tests: configs, file-system snapshots, resource readings.
+
+
+def config_file(text: str) -> str:
+    """A config file in /tmp that the server (as `nobody`) can read; the caller removes it."""
+    fd, path = tempfile.mkstemp(suffix=".toml", prefix="imapd-test-", dir="/tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o644)
+    return path
+
+
+def tree_snapshot(path: str) -> dict[str, tuple[str, bytes | str | None]]:
+    """Every entry under `path` (symlinks not followed): kind and content or target."""
+    out: dict[str, tuple[str, bytes | str | None]] = {}
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            if os.path.islink(p):
+                out[p] = ("link", os.readlink(p))
+            elif os.path.isdir(p):
+                out[p] = ("dir", None)
+            else:
+                try:
+                    with open(p, "rb") as f:
+                        out[p] = ("file", f.read())
+                except OSError:
+                    out[p] = ("unreadable", None)
+    return out
+
+
+def proc_rss_kb(pid: int) -> int:
+    """Resident memory of a process in KiB (VmRSS), 0 once it is gone."""
+    try:
+        return int(proc_status(pid).get("VmRSS", ["0"])[0])
+    except (OSError, ValueError):
+        return 0
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class RecordingPipe(ImapPipe):
+    """An ImapPipe that keeps every byte the server sent (`transcript`)."""
+
+    def __init__(self, *args: object, **kw: object) -> None:
+        self.transcript = bytearray()
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+
+    def read_some(self, timeout: float = 10.0) -> bytes:
+        data = super().read_some(timeout)
+        self.transcript += data
+        return data
+
+    def read_to_eof(self, timeout: float = 10.0) -> bytes:
+        """Everything the server still sends until it closes its output."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.buf += self.read_some(max(0.1, deadline - time.monotonic()))
+            except EOFError:
+                data, self.buf = self.buf, b""
+                return data

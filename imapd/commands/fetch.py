@@ -27,6 +27,8 @@ def resolve_messages(session: Any, seqset: Any, uid: bool) -> list[tuple[int, in
     if seqset.saved:
         saved = set(session.search_result)
         return [(seq, u) for seq, u in enumerate(view.uids, 1) if u in saved]
+    if not view.uids:
+        return []  # `1:*` on an empty mailbox: nothing to do, not an error clients expect
     try:
         return view.resolve(seqset, uid)
     except ValueError as e:

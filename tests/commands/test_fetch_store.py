@@ -119,3 +119,11 @@ def test_readonly_examine(setup):
     out = run(s, b"a FETCH 1 BODY[TEXT]")
     assert b"\\Seen" not in out  # EXAMINE never sets \Seen
     assert run(s, b"a EXPUNGE").startswith(b"a NO [READ-ONLY]")
+
+
+def test_star_on_an_empty_mailbox_is_not_an_error(tmp_path):
+    root = str(tmp_path / "Maildir")
+    s = Session(config.defaults(), user="tester", store_opener=lambda _u: open_store(root))
+    run(s, b"s SELECT INBOX")
+    assert run(s, b"a FETCH 1:* (FLAGS)") == b"a OK FETCH completed\r\n"
+    assert run(s, b"a STORE 1:* +FLAGS (\\Seen)") == b"a OK STORE completed\r\n"

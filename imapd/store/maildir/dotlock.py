@@ -1,7 +1,12 @@
 """Dovecot-compatible dotlocks (`<file>.lock`), relative to a directory fd.
 
-The lock file is created with O_EXCL (Dovecot's default `dotlock_use_excl`) and
-holds `<pid>:<hostname>`.  A waiter treats a lock as stale when it names this
+The lock file holds `<pid>:<hostname>`, and it never exists without it: the
+content is written to a unique temporary file that is then link()ed to the
+lock name (Dovecot's classic method; link() fails with EEXIST when the lock is
+taken).  Creating the lock with O_EXCL and writing afterwards would leave an
+empty lock behind a process killed in between, and an empty lock names no pid
+to prove it stale: everyone would wait for the 120-second timeout.  Where hard
+links are not supported, O_EXCL is the fallback.  A waiter treats a lock as stale when it names this
 host and a pid that no longer exists, or when neither the lock nor the file it
 protects has changed for `stale_timeout` seconds; it then removes it (only if
 it is still the same inode it judged) and retries.  Waiting is bounded: past
@@ -61,6 +66,36 @@ class DotLock:
         return self._count > 0
 
     def _try_create(self) -> bool:
+        content = ("%d:%s" % (os.getpid(), _MY_HOST)).encode()
+        tmp = ".%s.%d.%s.tmp" % (self.lock_name, os.getpid(), os.urandom(4).hex())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=self.dir_fd)
+        try:
+            try:
+                n = os.write(fd, content)
+                if n != len(content):
+                    raise OSError(errno.ENOSPC, "short write of a lock file")
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, self.lock_name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd, follow_symlinks=False)
+            except FileExistsError:
+                return False
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK, errno.EXDEV):
+                    raise
+                return self._try_create_excl()
+            st = os.stat(self.lock_name, dir_fd=self.dir_fd, follow_symlinks=False)
+            self._ino, self._dev = st.st_ino, st.st_dev
+            return True
+        finally:
+            try:
+                os.unlink(tmp, dir_fd=self.dir_fd)
+            except OSError:
+                pass
+
+    def _try_create_excl(self) -> bool:
+        """No hard links on this file system: O_EXCL, then the content."""
         try:
             fd = os.open(
                 self.lock_name,

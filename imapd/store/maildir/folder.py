@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import errno
 import os
+import stat as _stat
 import time
 import weakref
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
     from typing import Any
 
-from imapd.store.base import StoreError
+from imapd.store.base import OverQuota, StoreError, StoreLimit
 from imapd.store.maildir import index as idxmod
 from imapd.store.maildir.dotlock import DotLock
 from imapd.store.maildir.flags import FlagCodec
@@ -45,6 +46,23 @@ TRUST_AGE_NS = 1_000_000_000
 # the mtime we then adopted, so only a scan can show it.  (Counting from the
 # first, not the last, own change bounds the delay for a busy session too.)
 VERIFY_AFTER = 2.0
+# Leftovers in tmp/ (a delivery or APPEND that died half way) are removed
+# when their ctime is this old -- 36 hours, the Maildir convention Dovecot
+# follows -- and tmp/ is looked at no more often than every TMP_SCAN_SECS
+# (its atime, set after each scan, says when the last one was).
+TMP_DELETE_SECS = 36 * 3600
+TMP_SCAN_SECS = 8 * 3600
+
+
+def full_error(exc: OSError) -> StoreError | None:
+    """What the client hears when a write failed for lack of room: NO
+    [OVERQUOTA] for a full disk or quota (as Dovecot answers, RFC 5530), NO
+    [LIMIT] for a file-size limit (RLIMIT_FSIZE: EFBIG).  None: not that."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OverQuota("Not enough disk space")
+    if exc.errno == errno.EFBIG:
+        return StoreLimit("File size limit exceeded")
+    return None
 
 
 class MaildirFolder:
@@ -83,6 +101,7 @@ class MaildirFolder:
         self.log: list[tuple] = []
         self.log_base = 0
         self.closed = False
+        self.tmp_checked = False
 
     # ------------------------------------------------------------ basics
     def _subdir(self, sub: str) -> int:
@@ -228,7 +247,12 @@ class MaildirFolder:
         v = self.uidlist.uidvalidity
         first = state.get("R", 1) if state.get("V") == v else 1
         if next_uid > first:
-            idxmod.write_state(self.fd, {"V": v, "R": next_uid})
+            try:
+                idxmod.write_state(self.fd, {"V": v, "R": next_uid})
+            except OSError:
+                # (disk full...) what is not written down is not ours: take
+                # nothing, and a later session will
+                return next_uid
         return first
 
     def peek_first_recent(self) -> int:
@@ -238,6 +262,43 @@ class MaildirFolder:
         return state.get("R", 1)
 
     # -------------------------------------------------------- delivery
+    def clean_tmp(self, now: float | None = None) -> int:
+        """Remove stale leftovers from tmp/ (at most once per folder object,
+        and only when tmp/'s atime says the last scan is TMP_SCAN_SECS old),
+        as Dovecot does when it opens a mailbox.  Returns how many."""
+        if self.tmp_checked or not self.writable or self.tmp_fd < 0:
+            return 0
+        self.tmp_checked = True
+        now = time.time() if now is None else now
+        try:
+            st = os.fstat(self.tmp_fd)
+        except OSError:
+            return 0
+        if st.st_atime > st.st_ctime + TMP_DELETE_SECS:
+            return 0  # scanned after the last change by more than the age limit: empty
+        if st.st_atime >= now - TMP_SCAN_SECS:
+            return 0
+        removed = 0
+        try:
+            with os.scandir(self.tmp_fd) as it:
+                entries = list(it)
+            for e in entries:
+                try:
+                    est = e.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if not _stat.S_ISDIR(est.st_mode) and est.st_ctime <= now - TMP_DELETE_SECS:
+                    try:
+                        os.unlink(e.name, dir_fd=self.tmp_fd)
+                        removed += 1
+                    except OSError:
+                        pass
+            # remember the scan (noatime and relatime mounts would not)
+            os.utime(self.tmp_fd, ns=(int(now * 1e9), st.st_mtime_ns))
+        except OSError:
+            pass
+        return removed
+
     def new_tmp_file(self) -> tuple[str, int]:
         """A fresh uniquely named file in tmp/ (O_EXCL), as (name, fd)."""
         self.require_writable()

@@ -9,10 +9,11 @@ need a lock.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 
-from imapd.store.base import StoreLimit
+from imapd.store.base import StoreError, StoreLimit
 
 NAME = "dovecot-keywords"
 LOCK_NAME = NAME + ".lock"
@@ -47,6 +48,10 @@ class Keywords:
                 fd = os.open(NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
             except FileNotFoundError:
                 fd = -1
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise StoreError("%s is a symbolic link; it is not followed" % NAME, code="CANNOT") from None
+                raise
             if fd >= 0:
                 try:
                     data = b""

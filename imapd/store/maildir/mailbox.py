@@ -34,7 +34,7 @@ from imapd.store.base import (
 )
 from imapd.store.maildir import index as idxmod
 from imapd.store.maildir.flags import FORWARDED, flag_letters, normalize_flag
-from imapd.store.maildir.folder import VERIFY_AFTER, MaildirFolder
+from imapd.store.maildir.folder import VERIFY_AFTER, MaildirFolder, full_error
 from imapd.store.maildir.layout import O_FILE
 from imapd.store.maildir.message import CRLFReader, read_wire, wire_size_of_fd
 
@@ -138,6 +138,7 @@ class MaildirMailbox(Mailbox):
         except BaseException:
             folder.boxes.discard(self)
             raise
+        folder.clean_tmp()
 
     # ================================================================ open
     def _open(self) -> None:
@@ -581,14 +582,22 @@ class MaildirMailbox(Mailbox):
             f.end_own(ok)
             removed.sort()
             drop = set(removed)
-            with f.lock:
-                ul = f.uidlist
-                if not ul.loaded:
-                    ul.load()
-                else:
-                    ul.refresh()
-                if ul.ident is not None:
-                    ul.rewrite(drop=drop)
+            try:
+                with f.lock:
+                    ul = f.uidlist
+                    if not ul.loaded:
+                        ul.load()
+                    else:
+                        ul.refresh()
+                    if ul.ident is not None:
+                        ul.rewrite(drop=drop)
+            except OSError as exc:
+                # The files are gone, which is what was asked; on a full disk
+                # the shorter list may not fit yet.  Records without files
+                # are dropped by the next rewrite -- and an EXPUNGE that frees
+                # space must not fail for want of space.
+                if full_error(exc) is None:
+                    raise
             for u in removed:
                 f.add_log(("expunge", u))
             if self._cache is not None:
@@ -811,7 +820,10 @@ class MaildirMailbox(Mailbox):
                     if unknown:
                         unknown.sort(key=_maildir_sort_key)
                         ul.append([(b, None) for b in unknown])
-                    ul_changes = ul.changes
+                    # (ul_changes stays as it was before the listing: records
+                    # others added meanwhile may name files the listing
+                    # missed, with UIDs above all we show -- the next sync
+                    # must list again, before any UID of ours is shown)
                 bases, rec_uids = ul.bases, ul.uids
                 cur_infos = list(map(fc.get, bases))
                 new_infos = list(map(fn.get, bases)) if fn else None

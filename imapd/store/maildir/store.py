@@ -25,7 +25,6 @@ from imapd.store.base import (
     MailboxInfo,
     MailboxStatus,
     NoSuchMailbox,
-    OverQuota,
     ReadOnlyStore,
     Store,
     StoreError,
@@ -33,7 +32,7 @@ from imapd.store.base import (
 from imapd.store.maildir import layout
 from imapd.store.maildir.dotlock import DotLock
 from imapd.store.maildir.flags import normalize_flag, split_filename
-from imapd.store.maildir.folder import MaildirFolder
+from imapd.store.maildir.folder import MaildirFolder, full_error
 from imapd.store.maildir.layout import INBOX, O_DIR, O_FILE
 from imapd.store.maildir.mailbox import NO_TIME, MaildirMailbox
 from imapd.store.maildir.message import copy_fd, write_stored
@@ -63,6 +62,18 @@ def _tab_unescape(s: str) -> str:
             out.append(c)
             i += 1
     return "".join(out)
+
+
+def _touch(name: str, dir_fd: int) -> None:
+    """Create an empty marker file -- never through a symlink planted there
+    (O_CREAT follows one and would create its target, wherever it points)."""
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InvalidMailboxName("%s in that folder is a symbolic link" % name) from None
+        raise
+    os.close(fd)
 
 
 class MaildirStore(Store):
@@ -273,7 +284,7 @@ class MaildirStore(Store):
             try:
                 for sub in ("cur", "new", "tmp"):
                     os.mkdir(sub, 0o700, dir_fd=tfd)
-                os.close(os.open("maildirfolder", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600, dir_fd=tfd))
+                _touch("maildirfolder", tfd)
             finally:
                 os.close(tfd)
             try:
@@ -296,7 +307,7 @@ class MaildirStore(Store):
                     os.mkdir(sub, 0o700, dir_fd=fd)
                 except FileExistsError:
                     pass
-            os.close(os.open("maildirfolder", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600, dir_fd=fd))
+            _touch("maildirfolder", fd)
         finally:
             os.close(fd)
         return True
@@ -424,7 +435,11 @@ class MaildirStore(Store):
         there, under a new UIDVALIDITY); INBOX stays, empty, with its
         UIDVALIDITY and next UID, so its UIDs are never reused."""
         d_new = layout.dir_for_segments(sn)
-        if layout.is_real_dir(d_new, self.root_fd):
+        try:  # any entry at all (directory, symlink, file) blocks the name
+            os.lstat(d_new, dir_fd=self.root_fd)
+        except FileNotFoundError:
+            pass
+        else:
             raise MailboxExists("Mailbox already exists: %s" % self._canon(sn))
         inbox = self._folder(INBOX)
         tmp = "imapd-create.%d.%d" % (os.getpid(), next(self._counter))
@@ -436,7 +451,7 @@ class MaildirStore(Store):
                 for sub in ("cur", "new", "tmp"):
                     os.mkdir(sub, 0o700, dir_fd=tfd)
                     subfd[sub] = os.open(sub, O_DIR, dir_fd=tfd)
-                os.close(os.open("maildirfolder", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600, dir_fd=tfd))
+                _touch("maildirfolder", tfd)
                 with inbox.lock:
                     inbox.ensure_uidlist()
                     ul = inbox.uidlist
@@ -475,7 +490,17 @@ class MaildirStore(Store):
                     nl.set_records([u for u, _ in keep], [b for _, b in keep])
                     nl.rewrite()
                     nl.close()
-                    os.rename(tmp, d_new, src_dir_fd=self.root_fd, dst_dir_fd=self.root_fd)
+                    try:
+                        os.rename(tmp, d_new, src_dir_fd=self.root_fd, dst_dir_fd=self.root_fd)
+                    except OSError:
+                        # the name was taken meanwhile: put every message back
+                        # into INBOX before the temporary folder is removed
+                        for sub, sfd in (("new", inbox.new_fd), ("cur", inbox.cur_fd)):
+                            with os.scandir(subfd[sub]) as it:
+                                back = [e.name for e in it]
+                            for nm in back:
+                                os.rename(nm, nm, src_dir_fd=subfd[sub], dst_dir_fd=sfd)
+                        raise MailboxExists("Mailbox already exists: %s" % self._canon(sn)) from None
                     ul.rewrite(drop={u for u, _ in keep})
                 for fd in subfd.values():
                     os.close(fd)
@@ -491,6 +516,10 @@ class MaildirStore(Store):
             fd = os.open(SUBSCRIPTIONS, O_FILE, dir_fd=self.root_fd)
         except FileNotFoundError:
             return 2, []
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StoreError("%s is a symbolic link; it is not followed" % SUBSCRIPTIONS, code="CANNOT") from None
+            raise
         try:
             data = b""
             while True:
@@ -604,8 +633,9 @@ class MaildirStore(Store):
                 os.close(fd)
         except OSError as exc:
             f.unlink_tmp(tmp)
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise OverQuota("Not enough disk space or quota for the message") from None
+            err = full_error(exc)
+            if err is not None:
+                raise err from None
             raise
         except BaseException:
             f.unlink_tmp(tmp)
@@ -626,6 +656,13 @@ class MaildirStore(Store):
                     raise
                 f.end_own(ok)
                 uidvalidity = f.uidlist.uidvalidity
+        except OSError as exc:
+            # (the lock file, the keywords file or the uidlist record could
+            # not be written: the message was taken back above)
+            err = full_error(exc)
+            if err is not None:
+                raise err from None
+            raise
         finally:
             f.unlink_tmp(tmp)
         f.add_log(("add", uid, base, info, 0, wsize, float(t)))
@@ -647,6 +684,26 @@ class MaildirStore(Store):
         src_done: list[int] = []
         dst_uids: list[int] = []
         added: list[tuple] = []
+        try:
+            new, made, uidvalidity = self._copy_locked(src, pairs, df, want_kw)
+        except OSError as exc:
+            err = full_error(exc)
+            if err is not None:
+                raise err from None
+            raise
+        for (u, base, info, w, mt), nu in zip(made, new):
+            src_done.append(u)
+            dst_uids.append(nu)
+            added.append(("add", nu, base, info, 0, w, mt))
+        for ev in added:
+            df.add_log(ev)
+        self._release_folder(df)
+        return CopyResult(uidvalidity=uidvalidity, source_uids=tuple(src_done), dest_uids=tuple(dst_uids))
+
+    def _copy_locked(self, src: MaildirMailbox, pairs: list[tuple[int, int]], df: MaildirFolder,
+                     want_kw: set[str]) -> tuple[list[int], list[tuple[int, str, str, int, float]], int]:
+        """The files and their UIDs, all or nothing, under the destination's lock."""
+        sf = src._f
         with df.lock:
             df.ensure_uidlist()
             missing = df.codec.missing_keywords(frozenset(want_kw))
@@ -673,15 +730,7 @@ class MaildirStore(Store):
                         pass
                 raise
             df.end_own(ok)
-            uidvalidity = df.uidlist.uidvalidity
-        for (u, base, info, w, mt), nu in zip(made, new):
-            src_done.append(u)
-            dst_uids.append(nu)
-            added.append(("add", nu, base, info, 0, w, mt))
-        for ev in added:
-            df.add_log(ev)
-        self._release_folder(df)
-        return CopyResult(uidvalidity=uidvalidity, source_uids=tuple(src_done), dest_uids=tuple(dst_uids))
+            return new, made, df.uidlist.uidvalidity
 
     def _copy_one(self, src: MaildirMailbox, p: int, df: MaildirFolder, info: str, wsize: int) -> str | None:
         """Hard-link one message into df/cur (same file system), else copy it
@@ -712,7 +761,11 @@ class MaildirStore(Store):
             sfd = src._open_file(p)
         except Exception:
             return None
-        tmp, tfd = df.new_tmp_file()
+        try:
+            tmp, tfd = df.new_tmp_file()
+        except BaseException:
+            os.close(sfd)
+            raise
         try:
             try:
                 copy_fd(sfd, tfd)
@@ -723,10 +776,6 @@ class MaildirStore(Store):
                 os.close(tfd)
                 os.close(sfd)
             return df.link_into_cur(tmp, df.tmp_fd, suffix, info)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise OverQuota("Not enough disk space or quota") from None
-            raise
         finally:
             df.unlink_tmp(tmp)
 

@@ -28,10 +28,13 @@ version we read stays open (`_held`) until a newer one replaces it.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from array import array
 from itertools import compress
+
+from imapd.store.base import StoreError
 
 NAME = "dovecot-uidlist"
 TMP_NAME = "dovecot-uidlist.tmp"
@@ -115,6 +118,10 @@ class UidList:
             return os.open(self.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StoreError("%s is a symbolic link; it is not followed" % self.name, code="CANNOT") from None
+            raise
 
     def _parse_header(self, line: str) -> bool:
         parts = line.split(" ")

@@ -51,12 +51,13 @@ def make_maildir(user: MailUser, folders: Sequence[str] = ()) -> str:
 
 
 def chown_tree(path: str, user: MailUser) -> None:
+    """Give `path` to `user`; symlinks are changed themselves, never their targets."""
     if os.geteuid() != 0:
         return
     for dirpath, dirnames, filenames in os.walk(path):
-        os.chown(dirpath, user.uid, user.gid)
-        for f in filenames:
-            os.chown(os.path.join(dirpath, f), user.uid, user.gid)
+        os.lchown(dirpath, user.uid, user.gid)
+        for f in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, f), user.uid, user.gid)
 
 
 def remove_maildir(root: str) -> None:

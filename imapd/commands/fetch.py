@@ -38,13 +38,38 @@ def resolve_messages(session: Any, seqset: Any, uid: bool) -> list[tuple[int, in
 class MessageData:
     """Lazily loaded pieces of one message, so each is read at most once."""
 
-    __slots__ = ("mailbox", "uid", "_data", "_root")
+    __slots__ = ("mailbox", "uid", "_data", "_root", "_header")
 
     def __init__(self, mailbox: Any, uid: int) -> None:
         self.mailbox = mailbox
         self.uid = uid
         self._data: bytes | None = None
         self._root: Any = None
+        self._header: tuple[bytes, Any] | None = None
+
+    def header_view(self) -> tuple[bytes, Any]:
+        """(data, root) good for the top-level header only: the whole message
+        if it is read already, else just its header (read_header) parsed."""
+        if self._data is not None:
+            return self._data, self.root
+        if self._header is None:
+            from ..mime import parse_message
+
+            read_header = getattr(self.mailbox, "read_header", None)
+            if read_header is None:
+                return self.data, self.root
+            hdr = read_header(self.uid)
+            self._header = (hdr, parse_message(hdr))
+        return self._header
+
+    def header_section(self, spec: str, fields: Any = None) -> bytes:
+        """BODY[HEADER], BODY[HEADER.FIELDS (...)], BODY[HEADER.FIELDS.NOT (...)]
+        of the top-level message."""
+        from ..mime import section_bytes
+
+        data, root = self.header_view()
+        found = section_bytes(data, root, (), spec, list(fields) if fields else None)
+        return found if found is not None else b""
 
     @property
     def data(self) -> bytes:
@@ -187,6 +212,8 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes]:
                         continue
                     if spec is None:
                         out += b"RFC822 " + _literal(msg.data)
+                    elif spec == "HEADER":
+                        out += name.encode() + b" " + _literal(msg.header_section("HEADER"))
                     else:
                         from ..mime import section_bytes
 
@@ -230,12 +257,17 @@ def _modseq(mailbox: Any, uid: int) -> int:
     return int(get(uid)) if get is not None else 1
 
 
+_HEADER_SPECS = ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
+
+
 def _body_section(msg: MessageData, item: FetchItem) -> bytes:
     from ..mime import section_bytes
 
     sec = item.section or Section()
     if not sec.path and sec.spec is None:
         data = msg.data
+    elif not sec.path and sec.spec and sec.spec.upper() in _HEADER_SPECS:
+        data = msg.header_section(sec.spec, sec.fields)
     else:
         found = section_bytes(msg.data, msg.root, sec.path, sec.spec, list(sec.fields) or None)
         data = found if found is not None else b""

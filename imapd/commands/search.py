@@ -59,7 +59,7 @@ class Candidate:
         if value is None:
             from ..mime import header_text
 
-            value = [v.casefold() for v in header_text(self.msg.data, self.msg.root, field)]
+            value = [v.casefold() for v in header_text(*self.msg.header_view(), field)]
             self._texts[key] = value
         return value
 
@@ -220,7 +220,7 @@ def _sent_day(c: Candidate) -> tuple[int, int, int] | None:
     from ..mime import header_text
 
     day = None
-    values = header_text(c.msg.data, c.msg.root, "Date")
+    values = header_text(*c.msg.header_view(), "Date")
     if values:
         from email.utils import parsedate_tz
 

@@ -279,6 +279,16 @@ class Mailbox(abc.ABC):
     def read(self, uid: int) -> bytes:
         """The whole message in wire form.  NoSuchMessage if it vanished."""
 
+    def read_header(self, uid: int) -> bytes:
+        """The message's header in wire form, up to and including the blank
+        line that ends it (the whole message if there is none).  The default
+        cuts `read()`; backends should read only the start of the file."""
+        data = self.read(uid)
+        if data.startswith(b"\r\n"):
+            return b"\r\n"
+        i = data.find(b"\r\n\r\n")
+        return data if i < 0 else data[: i + 4]
+
     def open_stream(self, uid: int) -> BinaryIO:
         """The message in wire form as a stream, for large bodies.
 

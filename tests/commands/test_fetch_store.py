@@ -127,3 +127,59 @@ def test_star_on_an_empty_mailbox_is_not_an_error(tmp_path):
     run(s, b"s SELECT INBOX")
     assert run(s, b"a FETCH 1:* (FLAGS)") == b"a OK FETCH completed\r\n"
     assert run(s, b"a STORE 1:* +FLAGS (\\Seen)") == b"a OK STORE completed\r\n"
+
+
+_HEADER_CASES = [
+    b"From: a@example.org\nSubject: lf stored\nDate: Mon, 6 Jul 2026 10:00:00 +0200\n\nbody\n",
+    b"\nno header at all\n",
+    b"From: b@example.org\r\nSubject: no blank line\r\nX: y",
+    b"From: c@example.org\r\nX-Long: " + b"v" * 8185 + b"\r\n\r\nbody after a long header\r\n",
+    b"From: d@example.org\nX-Fill: " + b"w" * 8170 + b"\r\n\n\nbody\n",  # CRLF + LF across 8 KB
+    b"Subject: " + b"x" * 20000 + b"\nFrom: e@example.org\n\n" + b"body\n" * 5000,
+    b"From: f@example.org\nContent-Type: multipart/mixed; boundary=b\n\n--b\nX: 1\n\n1\n--b--\n",
+]
+
+
+def test_header_sections_read_only_the_header(tmp_path, monkeypatch):
+    """BODY[HEADER], HEADER.FIELDS(.NOT), RFC822.HEADER and SEARCH header keys
+    come from Mailbox.read_header -- byte-identical to cutting the whole
+    message -- and never read the whole file."""
+    from imapd.mime import parse_message, section_bytes
+    from imapd.store.base import Mailbox
+    from imapd.store.maildir.mailbox import MaildirMailbox
+
+    root = str(tmp_path / "Maildir")
+    store = open_store(root)
+    for data in _HEADER_CASES:
+        store.append("INBOX", io.BytesIO(data), (), 1_780_000_000)
+    mb = store.open("INBOX")
+    wholes = [mb.read(u) for u in mb.uids()]
+    for u, whole in zip(mb.uids(), wholes):
+        assert mb.read_header(u) == Mailbox.read_header(mb, u)
+        assert whole.startswith(mb.read_header(u))
+    mb.close()
+    store.close()
+    s = Session(config.defaults(), user="tester", store_opener=lambda _u: open_store(root))
+    run(s, b"s SELECT INBOX")
+
+    def no_read(self, uid):
+        raise AssertionError("whole message read")
+
+    monkeypatch.setattr(MaildirMailbox, "read", no_read)
+    monkeypatch.setattr(MaildirMailbox, "open_stream", no_read)
+    for spec, fields, item in [
+        ("HEADER", None, b"BODY.PEEK[HEADER]"),
+        ("HEADER.FIELDS", ["FROM", "SUBJECT", "X"], b"BODY.PEEK[HEADER.FIELDS (From SUBJECT x)]"),
+        ("HEADER.FIELDS.NOT", ["FROM"], b"BODY.PEEK[HEADER.FIELDS.NOT (FROM)]"),
+        ("HEADER", None, b"RFC822.HEADER"),
+    ]:
+        out = run(s, b"a FETCH 1:* (" + item + b")")
+        assert out.endswith(b"a OK FETCH completed\r\n"), out[-200:]
+        for seq, whole in enumerate(wholes, 1):
+            want = section_bytes(whole, parse_message(whole), (), spec, fields)
+            assert b"* %d FETCH (" % seq + item.replace(b".PEEK", b"").split(b" (")[0] in out
+            assert b"{%d}\r\n" % len(want) + want + b")\r\n" in out
+    assert run(s, b"a SEARCH FROM e@example").startswith(b"* SEARCH 6\r\n")
+    assert run(s, b"a SEARCH HEADER SUBJECT \"no blank\"").startswith(b"* SEARCH 3\r\n")
+    assert run(s, b"a SEARCH SENTON 6-Jul-2026").startswith(b"* SEARCH 1\r\n")
+    assert run(s, b"a SEARCH NOT HEADER X \"\"").startswith(b"* SEARCH 1 2 4 5 6 7\r\n")  # 7: X only in a part

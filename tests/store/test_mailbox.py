@@ -352,3 +352,119 @@ def test_polling_and_inotify(maildir):
     assert mb.sync().added == [1]
     mb.close()
     s.close()
+
+
+def _wait_events(fds):
+    import select
+
+    r, _, _ = select.select(fds, [], [], 2)
+    return bool(r)
+
+
+def test_inotify_sync_skips_unchanged_cur(maildir, monkeypatch):
+    """With a watch, a delivery into new/ (and imapd's own new/ -> cur/
+    rename) costs no readdir of cur/, even when the mtime rules would want
+    one (VERIFY_AFTER elapsed, cur/ mtime recent); a change someone else
+    makes in cur/ is still seen."""
+    from imapd.store.maildir import mailbox as mbmod
+
+    s = open_store(maildir)
+    for i in range(5):
+        append(s, "INBOX", msg(i))
+    mb = s.open("INBOX")
+    fds = mb.watch_fds()
+    assert fds
+    deliver(maildir, msg(10))
+    assert _wait_events(fds)
+    mb.drain_watch()
+    assert mb.sync().added == [6]  # lists both directories: the watch now vouches
+    listed = []
+    orig = mbmod._scan_dir
+
+    def spy(fd):
+        listed.append("cur" if fd == mb._f.cur_fd else "new")
+        return orig(fd)
+
+    monkeypatch.setattr(mbmod, "_scan_dir", spy)
+    monkeypatch.setattr(mbmod, "VERIFY_AFTER", -1.0)  # the mtime rules: always verify
+    for k in range(3):
+        deliver(maildir, msg(20 + k))
+        assert _wait_events(fds)
+        mb.drain_watch()
+        assert mb.sync().added == [7 + k]
+        # the events of our own rename into cur/: nothing to list at all
+        time.sleep(0.05)
+        mb.drain_watch()
+        assert mb.sync().added == []
+    assert "cur" not in listed
+    assert listed.count("new") == 3
+    assert len(os.listdir(os.path.join(maildir, "new"))) == 0
+    # someone else renames a file in cur/ (a flag change), within the same second
+    name = [n for n in cur_files(maildir) if n.endswith(":2,")][0]
+    os.rename(os.path.join(maildir, "cur", name), os.path.join(maildir, "cur", name + "S"))
+    assert _wait_events(fds)
+    mb.drain_watch()
+    ch = mb.sync()
+    assert len(ch.flags_changed) == 1 and "cur" in listed
+    assert "\\Seen" in mb.flags(ch.flags_changed[0])
+    # and an external unlink in cur/
+    os.unlink(os.path.join(maildir, "cur", cur_files(maildir)[0]))
+    assert _wait_events(fds)
+    mb.drain_watch()
+    assert len(mb.sync().expunged) == 1
+    mb.close()
+    s.close()
+
+
+def test_cache_loads_only_the_keys_asked_for(store, maildir, monkeypatch):
+    import marshal
+
+    for i in range(3):
+        append(store, "INBOX", msg(i))
+    mb = store.open("INBOX")
+    for u in (1, 2, 3):
+        mb.cache_put(u, "mime", ("tree", u))
+        mb.cache_put(u, "envelope.wire", b"env%d" % u)
+    mb.close()
+    loaded = []
+    real = marshal.loads
+
+    def spy(data, *a):
+        v = real(data, *a)
+        if isinstance(v, dict):
+            loaded.append(sorted({type(e[2]).__name__ for e in v.values()}))
+        return v
+
+    s = open_store(maildir)
+    mb = s.open("INBOX")
+    monkeypatch.setattr(marshal, "loads", spy)
+    assert mb.cache_get(2, "envelope.wire") == b"env2"
+    assert loaded == [["bytes"]]  # the MIME trees were never unmarshalled
+    monkeypatch.setattr(marshal, "loads", real)
+    # an expunge and a new value; the unloaded key survives the rewrite
+    mb.cache_put(1, "envelope.wire", b"new1")
+    mb.store_flags([3], "add", ["\\Deleted"])
+    mb.expunge()
+    mb.close()
+    s.close()
+    s = open_store(maildir)
+    mb = s.open("INBOX")
+    assert mb.cache_get(1, "envelope.wire") == b"new1"
+    assert mb.cache_get(2, "mime") == ("tree", 2)
+    assert mb._cache["mime"].get(3) is None and 3 not in mb._cache["envelope.wire"]
+    mb.close()
+    s.close()
+    # a cache in the old single-blob format is ignored, then rewritten
+    with open(os.path.join(maildir, "imapd.cache"), "wb") as fh:
+        fh.write(marshal.dumps(("imapd-cache", 2, 1, {1: ("x", 0.0, {})})))
+    s = open_store(maildir)
+    mb = s.open("INBOX")
+    assert mb.cache_get(1, "envelope.wire") is None
+    mb.cache_put(1, "envelope.wire", b"again")
+    mb.close()
+    s.close()
+    s = open_store(maildir)
+    mb = s.open("INBOX")
+    assert mb.cache_get(1, "envelope.wire") == b"again"
+    mb.close()
+    s.close()

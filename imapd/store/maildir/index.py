@@ -24,6 +24,10 @@ import sys
 from array import array
 from imapd.record import Record
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable
+
 INDEX_NAME = "imapd.index"
 CACHE_NAME = "imapd.cache"
 STATE_NAME = "imapd.state"
@@ -233,22 +237,107 @@ def save_index(dir_fd: int, d: IndexData) -> None:
     os.rename(tmp, INDEX_NAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
-def load_cache(dir_fd: int, uidvalidity: int) -> dict[int, tuple]:
-    """uid -> (base name, internal date, {key: value}); {} when absent/corrupt."""
-    raw = _read_file(dir_fd, CACHE_NAME)
-    if not raw:
-        return {}
-    try:
-        magic, version, uv, entries = marshal.loads(raw)
-        if magic != _CACHE_MAGIC or version != _VERSION or uv != uidvalidity or not isinstance(entries, dict):
+# imapd.cache, version 3: one marshal blob per key ("mime", "envelope.wire",
+# ...), each {uid: (base name, internal date, value)}, then a directory
+# marshal((uidvalidity, {key: (offset, length)})) and its offset as 8 bytes.
+# A session loads only the keys it asks for (FETCH ENVELOPE never unmarshals
+# the MIME trees).  Anything else in the file (an older format, garbage) is
+# ignored: it is only a cache.
+_CACHE_HEAD = b"IMAPDC\x00\x03"
+
+
+class CacheFile:
+    """An open imapd.cache: its directory, sections read on demand (from the
+    file as it was when opened, even if another session replaces it)."""
+
+    def __init__(self, fd: int, sections: dict) -> None:
+        self.fd = fd
+        self.sections = sections
+
+    def raw(self, key: str) -> bytes | None:
+        where = self.sections.get(key)
+        if where is None or self.fd < 0:
+            return None
+        try:
+            data = os.pread(self.fd, where[1], where[0])
+        except OSError:
+            return None
+        return data if len(data) == where[1] else None
+
+    def load(self, key: str) -> dict:
+        raw = self.raw(key)
+        if raw is None:
             return {}
-        return entries
-    except (ValueError, TypeError, EOFError):
-        return {}
+        try:
+            entries = marshal.loads(raw)
+        except (ValueError, TypeError, EOFError):
+            return {}
+        return entries if isinstance(entries, dict) else {}
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+            self.fd = -1
 
 
-def save_cache(dir_fd: int, uidvalidity: int, entries: dict[int, tuple]) -> None:
-    write_atomic(dir_fd, CACHE_NAME, marshal.dumps((_CACHE_MAGIC, _VERSION, uidvalidity, entries)))
+def open_cache(dir_fd: int, uidvalidity: int) -> CacheFile | None:
+    """The cache file's directory; None when absent, old or corrupt."""
+    fd = _open_ro(dir_fd, CACHE_NAME)
+    if fd is None:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        if size < len(_CACHE_HEAD) + 8 or os.pread(fd, len(_CACHE_HEAD), 0) != _CACHE_HEAD:
+            raise ValueError
+        at = int.from_bytes(os.pread(fd, 8, size - 8), "little")
+        if not len(_CACHE_HEAD) <= at <= size - 8:
+            raise ValueError
+        uv, sections = marshal.loads(os.pread(fd, size - 8 - at, at))
+        if uv != uidvalidity or not isinstance(sections, dict):
+            raise ValueError
+        for k, v in sections.items():
+            off, ln = v
+            if not (isinstance(k, str) and len(_CACHE_HEAD) <= off and off + ln <= at):
+                raise ValueError
+    except (OSError, ValueError, TypeError, EOFError):
+        os.close(fd)
+        return None
+    return CacheFile(fd, sections)
+
+
+def save_cache(dir_fd: int, uidvalidity: int, sections: Iterable[tuple[str, bytes]]) -> None:
+    """Write the cache from (key, marshalled {uid: entry}) pairs, one section
+    in memory at a time."""
+    tmp = "%s.tmp.%d" % (CACHE_NAME, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    try:
+        def put(data: bytes) -> None:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+
+        put(_CACHE_HEAD)
+        pos = len(_CACHE_HEAD)
+        where: dict[str, tuple[int, int]] = {}
+        for key, blob in sections:
+            put(blob)
+            where[key] = (pos, len(blob))
+            pos += len(blob)
+        put(marshal.dumps((uidvalidity, where)))
+        put(pos.to_bytes(8, "little"))
+    except BaseException:
+        os.close(fd)
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except OSError:
+            pass
+        raise
+    os.close(fd)
+    os.rename(tmp, CACHE_NAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
 def read_state(dir_fd: int) -> dict[str, int]:

@@ -36,7 +36,8 @@ from imapd.store.maildir import index as idxmod
 from imapd.store.maildir.flags import FORWARDED, flag_letters, normalize_flag
 from imapd.store.maildir.folder import VERIFY_AFTER, MaildirFolder, full_error
 from imapd.store.maildir.layout import O_FILE
-from imapd.store.maildir.message import CRLFReader, read_wire, wire_size_of_fd
+from imapd.store.maildir.message import CRLFReader, read_wire, to_wire, wire_size_of_fd
+from imapd.store.maildir.watch import IN_MOVED_FROM, IN_MOVED_TO
 
 if TYPE_CHECKING:
     from imapd.store.maildir.store import MaildirStore
@@ -129,9 +130,14 @@ class MaildirMailbox(Mailbox):
         self._synced_dirs: tuple | None = None
         self._last_full = 0.0
         self._index_dirty = False
-        self._cache: dict[int, tuple] | None = None
+        # the cache: sections (key -> {uid: (base, mtime, value)}) loaded on
+        # first use of that key from the file opened on first use
+        self._cache: dict[str, dict[int, tuple]] = {}
+        self._cache_file: idxmod.CacheFile | None | bool = False  # False: not opened yet
+        self._cache_dropped: set[int] = set()  # UIDs whose entries are void in every section
         self._cache_dirty = False
         self._watch = None
+        self._wtrust = [False, False]  # cur/, new/: the watch vouches for the view
         folder.boxes.add(self)
         try:
             self._open()
@@ -301,8 +307,7 @@ class MaildirMailbox(Mailbox):
         if old != NO_TIME and old != st.st_mtime:
             uid = self._uids[p]
             self._wsize[p] = -1
-            if self._cache is not None and self._cache.pop(uid, None) is not None:
-                self._cache_dirty = True
+            self._cache_drop((uid,))
         if old != st.st_mtime:
             self._mtime[p] = st.st_mtime
             self._index_dirty = True
@@ -424,6 +429,29 @@ class MaildirMailbox(Mailbox):
             self._wsize[p] = len(data)
             self._index_dirty = True
         return data
+
+    def read_header(self, uid: int) -> bytes:
+        p = self._must_pos(uid)
+        fd = self._open_file(p)
+        try:
+            self._check_file(p, fd)
+            raw = b""
+            want = 8192
+            while True:
+                chunk = os.pread(fd, want - len(raw), len(raw))
+                raw += chunk
+                # the wire form of a prefix is a prefix of the wire form
+                wire = to_wire(raw)
+                if wire.startswith(b"\r\n"):
+                    return b"\r\n"
+                i = wire.find(b"\r\n\r\n")
+                if i >= 0:
+                    return wire[: i + 4]
+                if len(raw) < want:  # end of file: all header
+                    return wire
+                want *= 2
+        finally:
+            os.close(fd)
 
     def open_stream(self, uid: int) -> BinaryIO:
         p = self._must_pos(uid)
@@ -600,10 +628,7 @@ class MaildirMailbox(Mailbox):
                     raise
             for u in removed:
                 f.add_log(("expunge", u))
-            if self._cache is not None:
-                for u in removed:
-                    if self._cache.pop(u, None) is not None:
-                        self._cache_dirty = True
+            self._cache_drop(removed)
         return removed
 
     # -------------------------------------------------------------- copy
@@ -629,6 +654,18 @@ class MaildirMailbox(Mailbox):
         # own additions: then our additions wait for the listing, which shows
         # all of them in UID order (a UID shown first would hide lower ones).
         foreign = f.uidlist.changes != self._ul_changes
+        w = self._watch
+        wdirty = None
+        if w is not None and w.ok:
+            w.drain()
+            if w.ok:
+                wdirty = w.take_dirty()
+                # a directory with events others caused: the mtime rules
+                # below decide; the watch vouches again once it is listed
+                if wdirty[0]:
+                    self._wtrust[0] = False
+                if wdirty[1]:
+                    self._wtrust[1] = False
         self._apply_log(changes, take_adds=not foreign)
         need_full = self._epoch != f.epoch or foreign
         list_cur = list_new = need_full
@@ -638,14 +675,27 @@ class MaildirMailbox(Mailbox):
             list_new = f.expected[1] is None or st[1] != f.expected[1]
             if f.from_own_op and time.monotonic() - f.first_own_op > VERIFY_AFTER:
                 list_cur = list_new = True  # verify what our own changes left
+            if wdirty is not None:
+                # inotify watched the directory since our last listing of it
+                # and saw nothing but our own renames: no readdir needed (the
+                # view already holds what our own operations did)
+                if self._wtrust[0] and not wdirty[0]:
+                    list_cur = False
+                if self._wtrust[1] and not wdirty[1]:
+                    list_new = False
             if not (list_cur or list_new):
                 ust = f.uidlist.stat()
                 if ust is not None and f.uidlist.ident is not None and (
                     (ust.st_dev, ust.st_ino) != f.uidlist.ident or ust.st_size != f.uidlist.offset
                 ):
                     list_cur = list_new = True  # someone else numbered something
-        if list_cur or list_new:
-            self._full_sync(list_cur=list_cur or need_full, list_new=list_new or need_full, changes=changes)
+        if list_cur or list_new or need_full:
+            lc, ln = list_cur or need_full, list_new or need_full
+            self._full_sync(list_cur=lc, list_new=ln, changes=changes)
+            if wdirty is not None and self._watch is w and w.ok:
+                # listed after the drain above: later changes show up as events
+                self._wtrust[0] = self._wtrust[0] or lc
+                self._wtrust[1] = self._wtrust[1] or ln
         self._merge_pending(changes)
         if changes.added and not self.readonly:
             self._claim_recent(changes.added, initial=False)
@@ -856,6 +906,7 @@ class MaildirMailbox(Mailbox):
 
         # --- move new/ -> cur/ (read-write sessions only)
         moved: dict[str, str] = {}
+        w = self._watch
         if fn and not self.readonly and f.writable:
             ok = f.begin_own()
             for b, info in fn.items():
@@ -866,6 +917,9 @@ class MaildirMailbox(Mailbox):
                 except FileNotFoundError:
                     continue  # someone else moved it: it is in cur/ now
                 moved[b] = new_info
+                if w is not None:
+                    w.expect(1, IN_MOVED_FROM, src)
+                    w.expect(0, IN_MOVED_TO, b + ":" + new_info)
             if moved:
                 f.end_own(ok)
 
@@ -879,29 +933,38 @@ class MaildirMailbox(Mailbox):
             ni = cur_infos
             nn = bytearray(n_rec)
         else:
-            nu = array("I")
-            nb = []
-            ni = []
-            nn = bytearray()
-            for ri in range(n_rec):
-                info = cur_infos[ri]
-                innew = 0
-                if info is None and new_infos is not None:
-                    info = new_infos[ri]
-                    if info is not None:
-                        b = bases[ri]
-                        if b in moved:
-                            info = moved[b]
-                            f.add_log(("move", uids_arr[ri], info))
-                        else:
-                            innew = 1
-                if info is None:
+            # only the records with no file in cur/ need looking at: find
+            # them with list.index (C speed), not a Python loop over all
+            innew_of = bytearray(n_rec)
+            keep = bytearray(b"\x01") * n_rec
+            ri = -1
+            while True:
+                try:
+                    ri = cur_infos.index(None, ri + 1)
+                except ValueError:
+                    break
+                info = new_infos[ri] if new_infos is not None else None
+                if info is not None:
+                    b = bases[ri]
+                    if b in moved:
+                        info = moved[b]
+                        f.add_log(("move", uids_arr[ri], info))
+                    else:
+                        innew_of[ri] = 1
+                    cur_infos[ri] = _intern(info)
+                else:
                     absent.append(ri)
-                    continue
-                nu.append(uids_arr[ri])
-                nb.append(bases[ri])
-                ni.append(_intern(info))
-                nn.append(innew)
+                    keep[ri] = 0
+            if absent:
+                nu = array("I", compress(uids_arr, keep))
+                nb = list(compress(bases, keep))
+                ni = list(compress(cur_infos, keep))
+                nn = bytearray(compress(innew_of, keep))
+            else:
+                nu = array("I", uids_arr)
+                nb = list(bases)
+                ni = cur_infos
+                nn = innew_of
         del cur_infos, new_infos
         if self._virtual:
             rows = sorted((u, b) for b, u in self._virtual.items() if b in fc or b in fn)
@@ -1123,10 +1186,7 @@ class MaildirMailbox(Mailbox):
             self._max_seen = max(self._max_seen, nu[-1])
         if expunged:
             changes.expunged = sorted(set(changes.expunged) | set(expunged))
-            if self._cache is not None:
-                for u in expunged:
-                    if self._cache.pop(u, None) is not None:
-                        self._cache_dirty = True
+            self._cache_drop(expunged)
         if added:
             changes.added = sorted(set(changes.added) | set(added))
         if fchg:
@@ -1186,24 +1246,45 @@ class MaildirMailbox(Mailbox):
         )
 
     # ============================================================= cache
-    def _load_cache(self) -> dict[int, tuple]:
-        if self._cache is None:
-            self._cache = idxmod.load_cache(self._f.fd, self._uidvalidity) if self._store.use_index else {}
-        return self._cache
+    def _cache_section(self, key: str) -> dict[int, tuple]:
+        sec = self._cache.get(key)
+        if sec is None:
+            cf = self._cache_file
+            if cf is False:
+                cf = self._cache_file = (
+                    idxmod.open_cache(self._f.fd, self._uidvalidity) if self._store.use_index else None
+                )
+            sec = cf.load(key) if cf else {}
+            if self._cache_dropped and sec:
+                for u in self._cache_dropped:
+                    sec.pop(u, None)
+            self._cache[key] = sec
+        return sec
+
+    def _cache_drop(self, uids: Iterable[int]) -> None:
+        """Forget cached values of these UIDs (file replaced, expunged)."""
+        for u in uids:
+            self._cache_dropped.add(u)
+            for sec in self._cache.values():
+                if sec.pop(u, None) is not None:
+                    self._cache_dirty = True
 
     def cache_get(self, uid: int, key: str) -> object | None:
         p = self._pos(uid)
         if p < 0:
             return None
-        ent = self._load_cache().get(uid)
+        sec = self._cache_section(key)
+        ent = sec.get(uid)
         if ent is None:
             return None
-        base, mtime, values = ent
+        try:
+            base, mtime, value = ent
+        except (TypeError, ValueError):
+            base = mtime = value = None
         if base != self._bases[p] or (mtime != NO_TIME and self._mtime[p] != NO_TIME and mtime != self._mtime[p]):
-            self._cache.pop(uid, None)  # type: ignore[union-attr]
-            self._cache_dirty = True
+            self._cache_drop((uid,))
             return None
-        return values.get(key)
+        return value
 
     def cache_put(self, uid: int, key: str, value: object) -> None:
         p = self._pos(uid)
@@ -1215,13 +1296,38 @@ class MaildirMailbox(Mailbox):
             marshal.dumps(value)
         except ValueError:
             return  # not marshal-able: not cached
-        cache = self._load_cache()
-        ent = cache.get(uid)
-        if ent is None or ent[0] != self._bases[p]:
-            ent = (self._bases[p], self._mtime[p], {})
-            cache[uid] = ent
-        ent[2][key] = value
+        self._cache_section(key)[uid] = (self._bases[p], self._mtime[p], value)
         self._cache_dirty = True
+
+    def _save_cache(self) -> None:
+        import marshal
+
+        cf = self._cache_file if self._cache_file else None
+        present = set(self._uids)
+        keys = list(self._cache)
+        if cf is not None:
+            keys += [k for k in cf.sections if k not in self._cache]
+
+        def blobs():  # one section in memory at a time
+            for key in keys:
+                sec = self._cache.get(key)
+                if sec is None:
+                    if not self._cache_dropped:
+                        raw = cf.raw(key)  # type: ignore[union-attr]
+                        if raw is not None:
+                            yield key, raw
+                        continue
+                    sec = cf.load(key)  # type: ignore[union-attr]
+                    for u in self._cache_dropped:
+                        sec.pop(u, None)
+                yield key, marshal.dumps({u: e for u, e in sec.items() if u in present})
+
+        idxmod.save_cache(self._f.fd, self._uidvalidity, blobs())
+        if cf is not None:
+            cf.close()
+        # what is not loaded is read from the new file from now on
+        self._cache_file = False
+        self._cache_dropped = set()
 
     # =========================================================== closing
     def checkpoint(self) -> None:
@@ -1246,10 +1352,8 @@ class MaildirMailbox(Mailbox):
                 )
                 idxmod.save_index(f.fd, d)
                 self._index_dirty = False
-            if self._cache_dirty and self._cache is not None:
-                present = set(self._uids)
-                entries = {u: e for u, e in self._cache.items() if u in present}
-                idxmod.save_cache(f.fd, self._uidvalidity, entries)
+            if self._cache_dirty:
+                self._save_cache()
                 self._cache_dirty = False
         except OSError:
             pass  # only a cache: never fail the session for it
@@ -1259,6 +1363,10 @@ class MaildirMailbox(Mailbox):
             return
         self.checkpoint()
         self._closed = True
+        if self._cache_file:
+            self._cache_file.close()  # type: ignore[union-attr]
+        self._cache_file = None
+        self._cache = {}
         if self._watch is not None:
             self._watch.close()
             self._watch = None

@@ -24,6 +24,8 @@ IN_CREATE = 0x00000100
 IN_DELETE = 0x00000200
 IN_DELETE_SELF = 0x00000400
 IN_MOVE_SELF = 0x00000800
+IN_Q_OVERFLOW = 0x00004000
+IN_IGNORED = 0x00008000
 IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = os.O_CLOEXEC
 
@@ -54,6 +56,57 @@ class Watch:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        self.wds: dict[int, int] = {}  # watch descriptor -> index in dir_fds
+        # per watched directory: an event not explained by `expect` was seen
+        self.dirty: list[bool] = []
+        # False once a watch was lost (directory removed/renamed): the
+        # events then say nothing reliable
+        self.ok = True
+        self._expected: set[tuple[int, int, str]] = set()  # (index, mask, name)
+
+    def expect(self, index: int, mask: int, name: str) -> None:
+        """An event this process is about to cause itself (e.g. its own
+        new/ -> cur/ rename): when it arrives it does not make the directory
+        dirty."""
+        if len(self._expected) < 100_000:
+            self._expected.add((index, mask, name))
+        else:
+            self.ok = False
+
+    def take_dirty(self) -> list[bool]:
+        """The dirty flags since the last call (and reset them)."""
+        d = self.dirty
+        self.dirty = [False] * len(d)
+        return d
+
+    def _parse(self, data: bytes) -> None:
+        import struct
+
+        pos = 0
+        n = len(data)
+        exp = self._expected
+        while pos + 16 <= n:
+            wd, mask, _cookie, ln = struct.unpack_from("iIII", data, pos)
+            raw = data[pos + 16 : pos + 16 + ln]
+            pos += 16 + ln
+            if mask & IN_Q_OVERFLOW or wd < 0:
+                self.dirty = [True] * len(self.dirty)
+                exp.clear()
+                continue
+            i = self.wds.get(wd)
+            if i is None:
+                continue
+            if mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF):
+                self.ok = False
+                self.dirty[i] = True
+                continue
+            if exp:
+                name = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                key = (i, mask & (IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE), name)
+                if key in exp:
+                    exp.discard(key)
+                    continue
+            self.dirty[i] = True
 
     @classmethod
     def create(cls, dir_fds: list[int]) -> "Watch | None":
@@ -71,9 +124,12 @@ class Watch:
             # we opened (no re-resolution of a user-controlled path)
             path = ("/proc/self/fd/%d" % dfd).encode()
             mask = _ROOT_MASK if i == len(dir_fds) - 1 else _DIR_MASK
-            if lib.inotify_add_watch(fd, path, mask) < 0:
+            wd = lib.inotify_add_watch(fd, path, mask)
+            if wd < 0:
                 w.close()
                 return None
+            w.wds[wd] = i
+        w.dirty = [False] * len(dir_fds)
         return w
 
     def drain(self) -> bool:
@@ -89,6 +145,10 @@ class Watch:
             if not data:
                 break
             got = True
+            try:
+                self._parse(data)
+            except Exception:  # noqa: BLE001 -- never trust a half-understood queue
+                self.ok = False
         return got
 
     def close(self) -> None:

@@ -71,15 +71,16 @@ def _read_file(dir_fd: int, name: str) -> bytes | None:
         os.close(fd)
 
 
-def write_atomic(dir_fd: int, name: str, data: bytes, fsync: bool = False) -> None:
-    """Write `name` via a unique temporary file and rename()."""
+def write_atomic(dir_fd: int, name: str, data: bytes | list[bytes], fsync: bool = False) -> None:
+    """Write `name` (bytes, or a list of chunks) via a unique temporary file and rename()."""
     tmp = "%s.tmp.%d" % (name, os.getpid())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
     try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
+        for chunk in [data] if isinstance(data, bytes) else data:
+            view = memoryview(chunk)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
         if fsync:
             os.fsync(fd)
     except BaseException:
@@ -218,23 +219,7 @@ def save_index(dir_fd: int, d: IndexData) -> None:
         }
     )
     first = ("%s %d %s %d\n" % (_MAGIC, _VERSION, sys.byteorder, len(hdr))).encode("ascii")
-    tmp = "%s.tmp.%d" % (INDEX_NAME, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
-    try:
-        for blob in [first, hdr] + [x for sg in segs for x in sg]:
-            view = memoryview(blob)
-            while view:
-                k = os.write(fd, view)
-                view = view[k:]
-    except BaseException:
-        os.close(fd)
-        try:
-            os.unlink(tmp, dir_fd=dir_fd)
-        except OSError:
-            pass
-        raise
-    os.close(fd)
-    os.rename(tmp, INDEX_NAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    write_atomic(dir_fd, INDEX_NAME, [first, hdr] + [x for sg in segs for x in sg])
 
 
 # imapd.cache, version 3: one marshal blob per key ("mime", "envelope.wire",

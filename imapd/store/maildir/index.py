@@ -26,7 +26,7 @@ from imapd.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterable
+    from typing import Iterable, Iterator
 
 INDEX_NAME = "imapd.index"
 CACHE_NAME = "imapd.cache"
@@ -52,27 +52,32 @@ class IndexData(Record):
     modseq: array
 
 
+def read_all(fd: int) -> bytes:
+    """Everything left to read on `fd` (small control files: uidlist, keywords...)."""
+    parts = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(parts)
+        parts.append(chunk)
+
+
 def _read_file(dir_fd: int, name: str) -> bytes | None:
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
         return None
     try:
-        parts = []
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            parts.append(chunk)
-        return b"".join(parts)
+        return read_all(fd)
     except OSError:
         return None
     finally:
         os.close(fd)
 
 
-def write_atomic(dir_fd: int, name: str, data: bytes | list[bytes], fsync: bool = False) -> None:
-    """Write `name` (bytes, or a list of chunks) via a unique temporary file and rename()."""
+def write_atomic(dir_fd: int, name: str, data: bytes | Iterable[bytes], fsync: bool = False) -> None:
+    """Write `name` (bytes, or chunks produced one at a time) via a unique
+    temporary file and rename()."""
     tmp = "%s.tmp.%d" % (name, os.getpid())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
     try:
@@ -296,33 +301,19 @@ def open_cache(dir_fd: int, uidvalidity: int) -> CacheFile | None:
 def save_cache(dir_fd: int, uidvalidity: int, sections: Iterable[tuple[str, bytes]]) -> None:
     """Write the cache from (key, marshalled {uid: entry}) pairs, one section
     in memory at a time."""
-    tmp = "%s.tmp.%d" % (CACHE_NAME, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
-    try:
-        def put(data: bytes) -> None:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
 
-        put(_CACHE_HEAD)
+    def chunks() -> Iterator[bytes]:
+        yield _CACHE_HEAD
         pos = len(_CACHE_HEAD)
         where: dict[str, tuple[int, int]] = {}
         for key, blob in sections:
-            put(blob)
+            yield blob
             where[key] = (pos, len(blob))
             pos += len(blob)
-        put(marshal.dumps((uidvalidity, where)))
-        put(pos.to_bytes(8, "little"))
-    except BaseException:
-        os.close(fd)
-        try:
-            os.unlink(tmp, dir_fd=dir_fd)
-        except OSError:
-            pass
-        raise
-    os.close(fd)
-    os.rename(tmp, CACHE_NAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        yield marshal.dumps((uidvalidity, where))
+        yield pos.to_bytes(8, "little")
+
+    write_atomic(dir_fd, CACHE_NAME, chunks())
 
 
 def read_state(dir_fd: int) -> dict[str, int]:

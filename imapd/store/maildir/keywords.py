@@ -54,12 +54,9 @@ class Keywords:
                 raise
             if fd >= 0:
                 try:
-                    data = b""
-                    while True:
-                        chunk = os.read(fd, 65536)
-                        if not chunk:
-                            break
-                        data += chunk
+                    from imapd.store.maildir.index import read_all
+
+                    data = read_all(fd)
                 finally:
                     os.close(fd)
                 for line in data.decode("utf-8", "replace").split("\n"):

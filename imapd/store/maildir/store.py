@@ -521,12 +521,9 @@ class MaildirStore(Store):
                 raise StoreError("%s is a symbolic link; it is not followed" % SUBSCRIPTIONS, code="CANNOT") from None
             raise
         try:
-            data = b""
-            while True:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                data += chunk
+            from imapd.store.maildir.index import read_all
+
+            data = read_all(fd)
         finally:
             os.close(fd)
         text = data.decode("utf-8", "surrogateescape")

@@ -471,17 +471,7 @@ class UidList:
                     self._by_base[base] = len(self.bases) - 1
         self.next_uid = first + len(items)
         if self.needs_rewrite():
-            if not self.loaded:
-                # a full rewrite needs every record: read them now, then redo
-                self.next_uid = first
-                self.load()
-                return self.append(items)
-            try:
-                self.rewrite()
-            except BaseException:
-                self._take_back(first)
-                raise
-            return new_uids
+            return self._append_by_rewrite(first, items, new_uids)
         data = "".join(self._record(u, b, e) for u, (b, e) in zip(new_uids, items)).encode(_ENC, _ERRS)
         fd = os.open(self.name, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
         try:
@@ -490,16 +480,7 @@ class UidList:
                 # someone changed it without the lock: never guess, rewrite
                 os.close(fd)
                 fd = -1
-                if not self.loaded:
-                    self.next_uid = first
-                    self.load()
-                    return self.append(items)
-                try:
-                    self.rewrite()
-                except BaseException:
-                    self._take_back(first)
-                    raise
-                return new_uids
+                return self._append_by_rewrite(first, items, new_uids)
             try:
                 n = os.write(fd, data)
                 while n < len(data):
@@ -521,6 +502,19 @@ class UidList:
         finally:
             if fd >= 0:
                 os.close(fd)
+        return new_uids
+
+    def _append_by_rewrite(self, first: int, items: list[tuple[str, str | None]], new_uids: list[int]) -> list[int]:
+        """Finish an append with a full rewrite (which needs every record read first)."""
+        if not self.loaded:
+            self.next_uid = first
+            self.load()
+            return self.append(items)
+        try:
+            self.rewrite()
+        except BaseException:
+            self._take_back(first)
+            raise
         return new_uids
 
     def _take_back(self, first: int) -> None:

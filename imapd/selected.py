@@ -75,8 +75,7 @@ class SelectedView:
             if new:
                 self.uids.extend(new)
                 out += b"* %d EXISTS\r\n" % len(self.uids)
-                recent = sum(1 for u in self.mailbox.uids() if self.mailbox.is_recent(u))
-                out += b"* %d RECENT\r\n" % recent
+                out += b"* %d RECENT\r\n" % self.mailbox.recent_count()
         out += self.keyword_updates()
         if self.pending_flags:
             with_uid = self.condstore

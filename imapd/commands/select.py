@@ -25,13 +25,11 @@ def select(session: Any, cmd: MailboxCommand) -> Iterator[bytes]:
     yield view.flags_line()
     yield view.permanent_flags_line()
     yield b"* %d EXISTS\r\n" % len(uids)
-    recent = sum(1 for u in uids if mailbox.is_recent(u))
-    yield b"* %d RECENT\r\n" % recent
-    flags = mailbox.flags
-    for seq, uid in enumerate(uids, 1):
-        if "\\Seen" not in flags(uid):
-            yield b"* OK [UNSEEN %d] First unseen message\r\n" % seq
-            break
+    yield b"* %d RECENT\r\n" % mailbox.recent_count()
+    first = mailbox.first_unseen()
+    seq = view.seq_of(first) if first else None
+    if seq is not None:
+        yield b"* OK [UNSEEN %d] First unseen message\r\n" % seq
     yield b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % mailbox.uidvalidity
     yield b"* OK [UIDNEXT %d] Predicted next UID\r\n" % mailbox.uidnext
     return ok(f"{cmd.name} completed", "READ-ONLY" if readonly else "READ-WRITE")

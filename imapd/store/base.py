@@ -259,6 +259,18 @@ class Mailbox(abc.ABC):
     def is_recent(self, uid: int) -> bool:
         """True if this session holds \\Recent for the message."""
 
+    def recent_count(self) -> int:
+        """How many messages are \\Recent for this session (SELECT, EXISTS
+        updates).  Backends should answer without a loop over every message."""
+        return sum(1 for u in self.uids() if self.is_recent(u))
+
+    def first_unseen(self) -> int:
+        """UID of the first message without \\Seen, or 0 ([UNSEEN n] of SELECT)."""
+        for u in self.uids():
+            if "\\Seen" not in self.flags(u):
+                return u
+        return 0
+
     @abc.abstractmethod
     def keywords(self) -> list[str]:
         """Keywords defined in this mailbox (for FLAGS / PERMANENTFLAGS)."""

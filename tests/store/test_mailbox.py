@@ -468,3 +468,66 @@ def test_cache_loads_only_the_keys_asked_for(store, maildir, monkeypatch):
     assert mb.cache_get(1, "envelope.wire") == b"again"
     mb.close()
     s.close()
+
+
+def _warm_inbox(maildir: str, n: int) -> None:
+    """n messages, the 2nd and 3rd unseen, an index written, directories old
+    enough that the next open adopts the index without a readdir."""
+    s = open_store(maildir)
+    for k in range(1, n + 1):
+        append(s, "INBOX", msg(k), flags=[] if k in (2, 3) else ["\\Seen"])
+    old = time.time() - 10
+    for sub in ("cur", "new"):
+        os.utime(os.path.join(maildir, sub), (old, old))
+    mb = s.open("INBOX")
+    mb.close()
+    s.close()
+
+
+def test_warm_open_reads_names_only_when_a_file_is_needed(maildir):
+    _warm_inbox(maildir, 5)
+    s = open_store(maildir)
+    mb = s.open("INBOX")
+    # adopted from imapd.index: names not read, answers from the arrays
+    assert mb._bases_list is None
+    assert mb.first_unseen() == 2 and mb.recent_count() == 0
+    assert mb.status(["UNSEEN"]).unseen == 2 and mb.flags(3) == frozenset()
+    assert mb._bases_list is None
+    assert mb.read(4) == msg(4).replace(b"\n", b"\r\n")
+    assert mb._bases_list is not None and len(mb._bases_list) == 5
+    mb.close()
+    s.close()
+
+
+def test_damaged_index_names_fall_back_to_the_uidlist(maildir):
+    _warm_inbox(maildir, 4)
+    path = os.path.join(maildir, "imapd.index")
+    data = open(path, "rb").read()
+    first = os.path.basename(cur_files(maildir)[0]).partition(":")[0].encode()
+    at = data.index(first)
+    # cut one name short (the segment no longer holds four names)
+    with open(path, "wb") as fh:
+        fh.write(data[:at] + data[at:].replace(b"\n", b"-", 1))
+    s = open_store(maildir)
+    mb = s.open("INBOX")
+    assert list(mb.uids()) == [1, 2, 3, 4]
+    for u in (1, 2, 3, 4):
+        assert mb.read(u) == msg(u).replace(b"\n", b"\r\n")
+    assert not mb.sync().expunged
+    mb.close()
+    s.close()
+
+
+def test_recent_and_first_unseen_match_the_per_message_answers(store, maildir):
+    for k in range(1, 6):
+        append(store, "INBOX", msg(k), flags=["\\Seen"] if k != 4 else [])
+    mb = store.open("INBOX")
+    deliver(maildir, msg(6))
+    mb.sync()
+    expect_recent = sum(1 for u in mb.uids() if mb.is_recent(u))
+    assert mb.recent_count() == expect_recent == 6
+    assert mb.first_unseen() == 4
+    ro = store.open("INBOX", readonly=True)
+    assert ro.recent_count() == sum(1 for u in ro.uids() if ro.is_recent(u))
+    ro.close()
+    mb.close()

@@ -219,11 +219,15 @@ class MaildirFolder:
             ul.rewrite()
             return
         d = idxmod.load_index(self.fd)
+        try:
+            names = d.names() if d is not None else []
+        except idxmod.IndexCorrupt:
+            d = None
         if d is not None and d.uidvalidity and not ul.uidvalidity:
             ul.uidvalidity = d.uidvalidity
             n = max(d.uids[-1] + 1 if d.uids else 1, ul.next_uid)
             ul.next_uid = n
-            ul.set_records(list(d.uids), list(d.bases))
+            ul.set_records(list(d.uids), list(names))
             ul.rewrite()
             return
         if not ul.uidvalidity:

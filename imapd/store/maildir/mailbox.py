@@ -19,7 +19,7 @@ import sys
 import time
 from array import array
 from bisect import bisect_left
-from itertools import compress
+from itertools import compress, count
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
     from typing import BinaryIO, Iterable, Sequence
@@ -108,7 +108,8 @@ class MaildirMailbox(Mailbox):
         self._closed = False
         self._uids = array("I")
         self._hint = 0
-        self._bases: list[str] = []
+        self._bases_list: list[str] | None = []
+        self._names_src: idxmod.IndexData | None = None  # names not read yet (see _bases)
         self._infos: list[str] = []
         self._innew = bytearray()
         self._wsize = array("q")
@@ -162,8 +163,9 @@ class MaildirMailbox(Mailbox):
             # the index is the view as of this very uidlist: adopt it
             self._uidvalidity = idx.uidvalidity
             self._uids = idx.uids
-            self._bases = idx.bases
-            self._infos = list(map(_intern, idx.infos))
+            self._bases_list = idx.bases
+            self._names_src = idx
+            self._infos = idx.infos
             self._innew = idx.innew
             self._wsize = idx.wsize
             self._mtime = idx.mtime
@@ -197,7 +199,8 @@ class MaildirMailbox(Mailbox):
         else:
             if idx is not None:
                 self._hms = max(self._hms, idx.highestmodseq)
-                idx.bases = []  # not needed to seed: free them before the scan
+                idx.bases = []  # not needed to seed
+                idx.close()
             self._full_sync(seed=idx, initial=True)
         del idx
         self._pending = SyncChanges()
@@ -208,6 +211,40 @@ class MaildirMailbox(Mailbox):
             self._peek_first_recent = f.peek_first_recent() if len(self._uids) else 0
 
     # ============================================================ helpers
+    @property
+    def _bases(self) -> list[str]:
+        """Base names by position.  A warm open keeps them as the index's
+        blob: a session that never touches a file never splits 100,000 names."""
+        names = self._bases_list
+        if names is None:
+            src, self._names_src = self._names_src, None
+            try:
+                names = src.names() if src is not None else []
+            except idxmod.IndexCorrupt:
+                names = self._names_from_uidlist()
+            self._bases_list = names
+        return names
+
+    @_bases.setter
+    def _bases(self, names: list[str]) -> None:
+        self._bases_list = names
+        if self._names_src is not None:
+            self._names_src.close()
+            self._names_src = None
+
+    def _names_from_uidlist(self) -> list[str]:
+        """Base names for the view's UIDs from dovecot-uidlist, when the
+        index's names turn out damaged (a UID always names the same file)."""
+        ul = self._f.uidlist
+        with self._f.lock:
+            if not ul.loaded:
+                ul.load()
+            else:
+                ul.refresh()
+        by_uid = dict(zip(ul.uids, ul.bases))
+        self._f.expected = [None, None]  # names we could not find: rescan at sync
+        return [by_uid.get(u, "") for u in self._uids]
+
     def _pos(self, uid: int) -> int:
         uids = self._uids
         h = self._hint
@@ -343,6 +380,23 @@ class MaildirMailbox(Mailbox):
             if lo <= uid < hi:
                 return True
         return False
+
+    def recent_count(self) -> int:
+        if self.readonly:
+            first = self._peek_first_recent
+            return len(self._uids) - bisect_left(self._uids, first) if first else 0
+        uids = self._uids
+        return sum(bisect_left(uids, hi) - bisect_left(uids, lo) for lo, hi in self._recent)
+
+    def first_unseen(self) -> int:
+        # few distinct info suffixes: decide per suffix, then find the first
+        # position in C (compress/map), not with a Python loop per message
+        flags = self._f.codec.flags
+        unseen = {i for i in set(self._infos) if "\\Seen" not in flags(i)}
+        if not unseen:
+            return 0
+        p = next(compress(count(), map(unseen.__contains__, self._infos)), -1)
+        return self._uids[p] if p >= 0 else 0
 
     def keywords(self) -> list[str]:
         kws = self._f.keywords.defined()
@@ -1237,7 +1291,7 @@ class MaildirMailbox(Mailbox):
                 size += self.size(u)
         return MailboxStatus(
             messages=len(self._uids),
-            recent=sum(1 for u in self._uids if self.is_recent(u)),
+            recent=self.recent_count(),
             uidnext=self.uidnext,
             uidvalidity=self._uidvalidity,
             unseen=unseen,
@@ -1363,6 +1417,9 @@ class MaildirMailbox(Mailbox):
             return
         self.checkpoint()
         self._closed = True
+        if self._names_src is not None:
+            self._names_src.close()
+            self._names_src = None
         if self._cache_file:
             self._cache_file.close()  # type: ignore[union-attr]
         self._cache_file = None

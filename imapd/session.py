@@ -374,7 +374,14 @@ def run(session: Session, transport: Any) -> None:
     next_keepalive = 0.0
     next_poll = 0.0
 
+    # regular files and /dev/null cannot be polled (EPERM): they are always
+    # ready, as for select(2) (`imapd < commands.txt > /dev/null` by hand)
+    always_ready: dict[int, int] = {}
+
     def want(fd: int, events: int) -> None:
+        if fd in always_ready:
+            always_ready[fd] = events
+            return
         old = registered.get(fd, 0)
         if events == old:
             return
@@ -382,7 +389,11 @@ def run(session: Session, transport: Any) -> None:
             sel.unregister(fd)
             del registered[fd]
         elif old == 0:
-            sel.register(fd, events)
+            try:
+                sel.register(fd, events)
+            except PermissionError:
+                always_ready[fd] = events
+                return
             registered[fd] = events
         else:
             sel.modify(fd, events)
@@ -406,7 +417,9 @@ def run(session: Session, transport: Any) -> None:
             session.pump()
             if session.out:
                 try:
-                    n = transport.write(bytes(session.out[:1 << 20]))
+                    # a view, not a copy: FETCH of every body moves gigabytes
+                    with memoryview(session.out) as view, view[: 1 << 20] as chunk:
+                        n = transport.write(chunk)  # type: ignore[arg-type]
                 except OSError as e:
                     log.info(f"client connection lost on write: {e}")
                     session.finish("write failed")
@@ -468,9 +481,14 @@ def run(session: Session, transport: Any) -> None:
                 timeout = 0.0  # more input to parse, or a command paused only to flush a keepalive
             else:
                 timeout = max(0.0, deadline - now)
+            if any(always_ready.values()):
+                timeout = 0.0
             events = sel.select(timeout) if registered else (time.sleep(timeout) or [])
             now = time.monotonic()
             ready = {key.fd: mask for key, mask in events}
+            for fd, ev in always_ready.items():
+                if ev:
+                    ready[fd] = ready.get(fd, 0) | ev
             if transport.rfd in ready and ready[transport.rfd] & selectors.EVENT_READ or transport.has_buffered_input():
                 try:
                     data = transport.read()

@@ -92,7 +92,7 @@ class StdioTransport:
         if len(self._cipher_out) > (1 << 20):
             self._flush_tls()
             return 0
-        self.tls.write(data)
+        self.tls.write(bytes(data))  # (the caller may pass a view of its buffer)
         self._cipher_out += self.tls.outgoing()
         self._flush_tls()
         return len(data)

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from typing import Iterable
 
 _QUOTABLE = re.compile(rb'[^\x00\r\n\x80-\xff]*')
-_NEEDS_ESCAPE = re.compile(rb'["\\]')
+# a byte that keeps a string from being sent quoted as it is: CR, LF, NUL
+# and 8-bit octets need a literal, '"' and backslash an escape
+_NOT_PLAIN = re.compile(rb'[\x00\r\n"\\\x80-\xff]').search
 _ATOM_SAFE = re.compile(rb"[^\x00-\x20\x7f-\xff(){%*\"\\\]]+")
 _CTL = re.compile(rb"[\x00-\x1f\x7f]")
 MAX_QUOTED = 1024
@@ -36,10 +38,11 @@ class Literal(bytes):
 
 def quoted_or_literal(data: bytes) -> bytes:
     """A `string`: quoted when it is short and has no CR/LF/NUL/8-bit, else a literal."""
-    if len(data) <= MAX_QUOTED and _QUOTABLE.fullmatch(data):
-        if _NEEDS_ESCAPE.search(data):
-            data = data.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
-        return b'"' + data + b'"'
+    if len(data) <= MAX_QUOTED:
+        if _NOT_PLAIN(data) is None:  # the usual case: nothing to escape
+            return b'"%s"' % data
+        if _QUOTABLE.fullmatch(data):
+            return b'"%s"' % data.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
     return b"{%d}\r\n" % len(data) + data
 
 
@@ -62,47 +65,75 @@ def nstring(data: bytes | str | None) -> bytes:
 
 def encode(value: object) -> bytes:
     """Any IMAP value (see module docstring) to bytes."""
-    out: list[bytes] = []
-    _encode_into(value, out)
-    return b"".join(out)
+    if type(value) is list:
+        return _encode_list(value)
+    return _encode_other(value)
 
 
-def _encode_into(value: object, out: list[bytes]) -> None:
+def _encode_list(value: list[object] | tuple[object, ...]) -> bytes:
+    """A parenthesised list.
+
+    This is the hot path of FETCH ENVELOPE/BODYSTRUCTURE (dozens of strings
+    and NILs per message), so the common item types are handled inline and
+    tested by exact type; anything else (subclasses such as `Atom` and
+    `Literal`, bool, errors) goes through `_encode_other`.
+
+    IMAP writes repeated parenthesised items with no space between them
+    where the grammar says 1*X: the addresses of an ENVELOPE field
+    ("(" 1*address ")"), the parts of a multipart BODYSTRUCTURE
+    (1*body SP subtype), NAMESPACE entries.  Those are exactly the lists at
+    the start of a list; everything after them is separated by SP.
+    """
+    parts: list[bytes] = []
+    append = parts.append
+    lead = -1  # how many lists the list starts with; known at the first non-list
+    for item in value:
+        t = type(item)
+        if t is bytes:
+            if len(item) <= MAX_QUOTED and _NOT_PLAIN(item) is None:
+                append(b'"%s"' % item)
+            else:
+                append(quoted_or_literal(item))
+        elif item is None:
+            append(b"NIL")
+        elif t is list or t is tuple:
+            append(_encode_list(item))
+            continue
+        elif t is int:
+            append(b"%d" % item)
+        elif isinstance(item, (list, tuple)):
+            append(_encode_list(item))
+            continue
+        else:
+            append(_encode_other(item))
+        if lead < 0:
+            lead = len(parts) - 1
+    if lead < 0:  # empty, or lists only
+        return b"(%s)" % b"".join(parts)
+    if lead < 2:
+        return b"(%s)" % b" ".join(parts)
+    return b"(%s %s)" % (b"".join(parts[:lead]), b" ".join(parts[lead:]))
+
+
+def _encode_other(value: object) -> bytes:
+    """Any value, by isinstance (subclasses included)."""
     if value is None:
-        out.append(b"NIL")
-    elif isinstance(value, Atom):
-        out.append(_atom(value))
-    elif isinstance(value, Literal):
-        out.append(b"{%d}\r\n" % len(value) + value)
-    elif isinstance(value, bytes):
-        out.append(quoted_or_literal(value))
-    elif isinstance(value, str):
-        out.append(quoted_or_literal(value.encode("utf-8", "surrogateescape")))
-    elif isinstance(value, bool):
-        out.append(b"1" if value else b"0")
-    elif isinstance(value, int):
-        out.append(b"%d" % value)
-    elif isinstance(value, (list, tuple)):
-        # IMAP writes repeated parenthesised items with no space between them
-        # where the grammar says 1*X: the addresses of an ENVELOPE field
-        # ("(" 1*address ")"), the parts of a multipart BODYSTRUCTURE
-        # (1*body SP subtype), NAMESPACE entries.  Those are exactly the lists
-        # at the start of a list; everything after them is separated by SP.
-        out.append(b"(")
-        leading_lists = True
-        previous_was_list = False
-        for i, item in enumerate(value):
-            is_list = isinstance(item, (list, tuple))
-            if i:
-                if not (leading_lists and is_list and previous_was_list):
-                    out.append(b" ")
-            if not is_list:
-                leading_lists = False
-            previous_was_list = is_list
-            _encode_into(item, out)
-        out.append(b")")
-    else:
-        raise TypeError(f"cannot encode {type(value).__name__} as an IMAP value")
+        return b"NIL"
+    if isinstance(value, Atom):
+        return _atom(value)
+    if isinstance(value, Literal):
+        return b"{%d}\r\n" % len(value) + value
+    if isinstance(value, bytes):
+        return quoted_or_literal(value)
+    if isinstance(value, str):
+        return quoted_or_literal(value.encode("utf-8", "surrogateescape"))
+    if isinstance(value, bool):
+        return b"1" if value else b"0"
+    if isinstance(value, int):
+        return b"%d" % value
+    if isinstance(value, (list, tuple)):
+        return _encode_list(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as an IMAP value")
 
 
 def _atom(value: str) -> bytes:
@@ -158,3 +189,40 @@ def format_internal_date(timestamp: float, utc_offset_minutes: int | None = None
         f'"{t.tm_mday:02d}-{month}-{t.tm_year:04d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} '
         f'{sign}{off // 60:02d}{off % 60:02d}"'
     ).encode("ascii")
+
+
+class InternalDateFormatter:
+    """`format_internal_date` for many messages: the zone offset and the
+    calendar part looked up once per day, not per message."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._localtime = time.localtime
+        self._days: dict[int, bytes] = {}  # local day -> b'"DD-Mon-YYYY'
+        self._utc_days: dict[int, tuple[int, bytes] | None] = {}  # UTC day -> (offset minutes, b"+hhmm")
+
+    def _zone(self, day: int) -> tuple[int, bytes] | None:
+        """The zone's offset through one UTC day, None if it changes that day
+        (a day has at most one transition, so both ends agreeing is enough)."""
+        start = self._localtime(day * 86400).tm_gmtoff
+        if start != self._localtime(day * 86400 + 86399).tm_gmtoff:
+            return None
+        minutes = start // 60
+        off = abs(minutes)
+        return minutes, b"%s%02d%02d" % (b"+" if minutes >= 0 else b"-", off // 60, off % 60)
+
+    def __call__(self, timestamp: float) -> bytes:
+        day = int(timestamp // 86400)
+        try:
+            zone = self._utc_days[day]
+        except KeyError:
+            zone = self._utc_days[day] = self._zone(day)
+        if zone is None:
+            return format_internal_date(timestamp)
+        local = int(timestamp // 1) + zone[0] * 60
+        lday, sec = divmod(local, 86400)
+        prefix = self._days.get(lday)
+        if prefix is None:
+            prefix = self._days[lday] = format_internal_date(lday * 86400, 0)[:12]
+        return b'%s %02d:%02d:%02d %s"' % (prefix, sec // 3600, sec // 60 % 60, sec % 60, zone[1])

@@ -271,6 +271,23 @@ class Mailbox(abc.ABC):
                 return u
         return 0
 
+    def message_meta(self, uids: Iterable[int], size: bool, date: bool) -> Iterator[tuple | None]:
+        """(flags, wire size, internal date, modseq) for each UID in turn, None
+        for one that vanished; size and date are 0 unless asked for.  FETCH of
+        FLAGS/RFC822.SIZE/INTERNALDATE on a whole mailbox uses this, so
+        backends may answer it from their arrays in one pass."""
+        modseq = getattr(self, "modseq", None)
+        for u in uids:
+            try:
+                yield (
+                    self.flags(u),
+                    self.size(u) if size else 0,
+                    self.internal_date(u) if date else 0.0,
+                    modseq(u) if modseq is not None else 1,
+                )
+            except NoSuchMessage:
+                yield None
+
     @abc.abstractmethod
     def keywords(self) -> list[str]:
         """Keywords defined in this mailbox (for FLAGS / PERMANENTFLAGS)."""
@@ -343,6 +360,11 @@ class Mailbox(abc.ABC):
     def cache_get(self, uid: int, key: str) -> object | None:
         """A value cached for a message, or None.  The default caches nothing."""
         return None
+
+    def cache_get_many(self, uids: Sequence[int], key: str) -> Iterator[object | None]:
+        """`cache_get` for each UID in turn (ascending); backends may read in bulk."""
+        for u in uids:
+            yield self.cache_get(u, key)
 
     def cache_put(self, uid: int, key: str, value: object) -> None:
         """Remember a derived value; it must be dropped if the message changes."""

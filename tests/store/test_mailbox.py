@@ -286,7 +286,7 @@ def test_cache_and_index_rebuild(store, maildir):
     assert mb.cache_get(1, "envelope") == ("a", ["b", 1])
     mb.close()
     s.close()
-    for name in ("imapd.index", "imapd.cache"):
+    for name in ("imapd.index", "imapd.cache-envelope"):
         with open(os.path.join(maildir, name), "wb") as fh:
             fh.write(b"\x00garbage")
     s = open_store(maildir)
@@ -426,22 +426,22 @@ def test_cache_loads_only_the_keys_asked_for(store, maildir, monkeypatch):
         mb.cache_put(u, "mime", ("tree", u))
         mb.cache_put(u, "envelope.wire", b"env%d" % u)
     mb.close()
+    assert os.path.exists(os.path.join(maildir, "imapd.cache-mime"))
     loaded = []
     real = marshal.loads
 
     def spy(data, *a):
-        v = real(data, *a)
-        if isinstance(v, dict):
-            loaded.append(sorted({type(e[2]).__name__ for e in v.values()}))
-        return v
+        loaded.append(data)
+        return real(data, *a)
 
     s = open_store(maildir)
     mb = s.open("INBOX")
     monkeypatch.setattr(marshal, "loads", spy)
     assert mb.cache_get(2, "envelope.wire") == b"env2"
-    assert loaded == [["bytes"]]  # the MIME trees were never unmarshalled
+    # raw bytes need no unmarshalling, and the MIME trees' file was never opened
+    assert loaded == [] and "mime" not in mb._columns
     monkeypatch.setattr(marshal, "loads", real)
-    # an expunge and a new value; the unloaded key survives the rewrite
+    # an expunge and a new value; the unopened key survives
     mb.cache_put(1, "envelope.wire", b"new1")
     mb.store_flags([3], "add", ["\\Deleted"])
     mb.expunge()
@@ -451,11 +451,11 @@ def test_cache_loads_only_the_keys_asked_for(store, maildir, monkeypatch):
     mb = s.open("INBOX")
     assert mb.cache_get(1, "envelope.wire") == b"new1"
     assert mb.cache_get(2, "mime") == ("tree", 2)
-    assert mb._cache["mime"].get(3) is None and 3 not in mb._cache["envelope.wire"]
+    assert mb.cache_get(3, "mime") is None and mb.cache_get(3, "envelope.wire") is None
     mb.close()
     s.close()
-    # a cache in the old single-blob format is ignored, then rewritten
-    with open(os.path.join(maildir, "imapd.cache"), "wb") as fh:
+    # a cache file of another format is ignored, then rewritten
+    with open(os.path.join(maildir, "imapd.cache-envelope.wire"), "wb") as fh:
         fh.write(marshal.dumps(("imapd-cache", 2, 1, {1: ("x", 0.0, {})})))
     s = open_store(maildir)
     mb = s.open("INBOX")

@@ -7,9 +7,9 @@ hints: delete any of them and nothing is lost but speed (and \\Recent state).
   warm SELECT whose uidlist and directories are unchanged needs nothing else:
   no uidlist parse, no readdir, no stat per message.  One `marshal` blob of a
   few large objects (bytes, one joined string) loads in milliseconds.
-* `imapd.cache` — big derived values (ENVELOPE, BODYSTRUCTURE, ...) per UID,
-  loaded only when a command first asks for one, so a SELECT that needs flags
-  never reads them.
+* `imapd.cache-<key>` — big derived values (ENVELOPE, BODYSTRUCTURE, ...) per
+  UID, one file per key, read only when a command asks for that key (see
+  cache.py), so a SELECT that needs flags never reads them.
 * `imapd.state` — the "first recent UID": the only state that must be
   changed atomically between sessions (under the uidlist lock).
 
@@ -26,13 +26,12 @@ from imapd.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterable, Iterator
+    from typing import Iterable
 
 INDEX_NAME = "imapd.index"
-CACHE_NAME = "imapd.cache"
+OLD_CACHE_NAME = "imapd.cache"  # before the per-key files of cache.py
 STATE_NAME = "imapd.state"
 _MAGIC = "imapd-index"
-_CACHE_MAGIC = "imapd-cache"
 _VERSION = 3
 
 
@@ -271,95 +270,6 @@ def save_index(dir_fd: int, d: IndexData) -> None:
     )
     first = ("%s %d %s %d\n" % (_MAGIC, _VERSION, sys.byteorder, len(hdr))).encode("ascii")
     write_atomic(dir_fd, INDEX_NAME, [first, hdr] + [x for sg in segs for x in sg])
-
-
-# imapd.cache, version 3: one marshal blob per key ("mime", "envelope.wire",
-# ...), each {uid: (base name, internal date, value)}, then a directory
-# marshal((uidvalidity, {key: (offset, length)})) and its offset as 8 bytes.
-# A session loads only the keys it asks for (FETCH ENVELOPE never unmarshals
-# the MIME trees).  Anything else in the file (an older format, garbage) is
-# ignored: it is only a cache.
-_CACHE_HEAD = b"IMAPDC\x00\x03"
-
-
-class CacheFile:
-    """An open imapd.cache: its directory, sections read on demand (from the
-    file as it was when opened, even if another session replaces it)."""
-
-    def __init__(self, fd: int, sections: dict) -> None:
-        self.fd = fd
-        self.sections = sections
-
-    def raw(self, key: str) -> bytes | None:
-        where = self.sections.get(key)
-        if where is None or self.fd < 0:
-            return None
-        try:
-            data = os.pread(self.fd, where[1], where[0])
-        except OSError:
-            return None
-        return data if len(data) == where[1] else None
-
-    def load(self, key: str) -> dict:
-        raw = self.raw(key)
-        if raw is None:
-            return {}
-        try:
-            entries = marshal.loads(raw)
-        except (ValueError, TypeError, EOFError):
-            return {}
-        return entries if isinstance(entries, dict) else {}
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
-            self.fd = -1
-
-
-def open_cache(dir_fd: int, uidvalidity: int) -> CacheFile | None:
-    """The cache file's directory; None when absent, old or corrupt."""
-    fd = _open_ro(dir_fd, CACHE_NAME)
-    if fd is None:
-        return None
-    try:
-        size = os.fstat(fd).st_size
-        if size < len(_CACHE_HEAD) + 8 or os.pread(fd, len(_CACHE_HEAD), 0) != _CACHE_HEAD:
-            raise ValueError
-        at = int.from_bytes(os.pread(fd, 8, size - 8), "little")
-        if not len(_CACHE_HEAD) <= at <= size - 8:
-            raise ValueError
-        uv, sections = marshal.loads(os.pread(fd, size - 8 - at, at))
-        if uv != uidvalidity or not isinstance(sections, dict):
-            raise ValueError
-        for k, v in sections.items():
-            off, ln = v
-            if not (isinstance(k, str) and len(_CACHE_HEAD) <= off and off + ln <= at):
-                raise ValueError
-    except (OSError, ValueError, TypeError, EOFError):
-        os.close(fd)
-        return None
-    return CacheFile(fd, sections)
-
-
-def save_cache(dir_fd: int, uidvalidity: int, sections: Iterable[tuple[str, bytes]]) -> None:
-    """Write the cache from (key, marshalled {uid: entry}) pairs, one section
-    in memory at a time."""
-
-    def chunks() -> Iterator[bytes]:
-        yield _CACHE_HEAD
-        pos = len(_CACHE_HEAD)
-        where: dict[str, tuple[int, int]] = {}
-        for key, blob in sections:
-            yield blob
-            where[key] = (pos, len(blob))
-            pos += len(blob)
-        yield marshal.dumps((uidvalidity, where))
-        yield pos.to_bytes(8, "little")
-
-    write_atomic(dir_fd, CACHE_NAME, chunks())
 
 
 def read_state(dir_fd: int) -> dict[str, int]:

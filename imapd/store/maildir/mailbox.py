@@ -22,7 +22,7 @@ from bisect import bisect_left
 from itertools import compress, count
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
-    from typing import BinaryIO, Iterable, Sequence
+    from typing import BinaryIO, Iterable, Iterator, Sequence
 
 from imapd.store.base import (
     CopyResult,
@@ -33,6 +33,7 @@ from imapd.store.base import (
     SyncChanges,
 )
 from imapd.store.maildir import index as idxmod
+from imapd.store.maildir.cache import FLUSH_BYTES, CacheColumn
 from imapd.store.maildir.flags import FORWARDED, flag_letters, normalize_flag
 from imapd.store.maildir.folder import VERIFY_AFTER, MaildirFolder, full_error
 from imapd.store.maildir.layout import O_FILE
@@ -131,12 +132,10 @@ class MaildirMailbox(Mailbox):
         self._synced_dirs: tuple | None = None
         self._last_full = 0.0
         self._index_dirty = False
-        # the cache: sections (key -> {uid: (base, mtime, value)}) loaded on
-        # first use of that key from the file opened on first use
-        self._cache: dict[str, dict[int, tuple]] = {}
-        self._cache_file: idxmod.CacheFile | None | bool = False  # False: not opened yet
-        self._cache_dropped: set[int] = set()  # UIDs whose entries are void in every section
-        self._cache_dirty = False
+        # the cache: one file per key, opened when a command first asks for that key
+        self._columns: dict[str, CacheColumn] = {}
+        self._cache_dropped: set[int] = set()  # UIDs whose entries are void in every key
+        self._old_cache_gone = False
         self._watch = None
         self._wtrust = [False, False]  # cur/, new/: the watch vouches for the view
         folder.boxes.add(self)
@@ -397,6 +396,47 @@ class MaildirMailbox(Mailbox):
             return 0
         p = next(compress(count(), map(unseen.__contains__, self._infos)), -1)
         return self._uids[p] if p >= 0 else 0
+
+    def message_meta(self, uids: Iterable[int], size: bool, date: bool) -> Iterator[tuple | None]:
+        flags = self._f.codec.flags
+        infos, wsize, mtime, modseq = self._infos, self._wsize, self._mtime, self._modseq
+        uids = uids if isinstance(uids, list) else list(uids)
+        if uids:
+            lo = self._pos(uids[0])
+            hi = lo + len(uids)
+            if (
+                lo >= 0
+                and self._uids[lo:hi].tolist() == uids
+                and not (size and -1 in wsize[lo:hi])
+                and not (date and NO_TIME in mtime[lo:hi])
+            ):
+                # a run of consecutive messages with everything known (FETCH 1:*):
+                # straight from the arrays, no lookup per message
+                zero = [0] * (hi - lo)
+                yield from zip(
+                    map(flags, infos[lo:hi]),
+                    wsize[lo:hi] if size else zero,
+                    mtime[lo:hi] if date else zero,
+                    modseq[lo:hi],
+                )
+                return
+        pos = self._pos
+        for u in uids:
+            p = pos(u)
+            if p < 0:
+                yield None
+                continue
+            try:
+                w = wsize[p] if size else 0
+                if w < 0:
+                    w = self.size(u)
+                t = mtime[p] if date else 0.0
+                if t == NO_TIME:
+                    t = self.internal_date(u)
+            except NoSuchMessage:
+                yield None
+                continue
+            yield flags(infos[p]), w, t, modseq[p]
 
     def keywords(self) -> list[str]:
         kws = self._f.keywords.defined()
@@ -1300,88 +1340,65 @@ class MaildirMailbox(Mailbox):
         )
 
     # ============================================================= cache
-    def _cache_section(self, key: str) -> dict[int, tuple]:
-        sec = self._cache.get(key)
-        if sec is None:
-            cf = self._cache_file
-            if cf is False:
-                cf = self._cache_file = (
-                    idxmod.open_cache(self._f.fd, self._uidvalidity) if self._store.use_index else None
-                )
-            sec = cf.load(key) if cf else {}
-            if self._cache_dropped and sec:
-                for u in self._cache_dropped:
-                    sec.pop(u, None)
-            self._cache[key] = sec
-        return sec
+    def _column(self, key: str) -> CacheColumn:
+        col = self._columns.get(key)
+        if col is None:
+            col = self._columns[key] = CacheColumn(self._f.fd, key, self._uidvalidity, self._store.use_index)
+            for u in self._cache_dropped:
+                col.drop(u)
+        return col
 
     def _cache_drop(self, uids: Iterable[int]) -> None:
         """Forget cached values of these UIDs (file replaced, expunged)."""
         for u in uids:
             self._cache_dropped.add(u)
-            for sec in self._cache.values():
-                if sec.pop(u, None) is not None:
-                    self._cache_dirty = True
+            for col in self._columns.values():
+                col.drop(u)
 
     def cache_get(self, uid: int, key: str) -> object | None:
         p = self._pos(uid)
         if p < 0:
             return None
-        sec = self._cache_section(key)
-        ent = sec.get(uid)
-        if ent is None:
-            return None
-        try:
-            base, mtime, value = ent
-        except (TypeError, ValueError):
-            base = mtime = value = None
-        if base != self._bases[p] or (mtime != NO_TIME and self._mtime[p] != NO_TIME and mtime != self._mtime[p]):
-            self._cache_drop((uid,))
-            return None
-        return value
+        return self._column(key).get(uid, self._mtime[p])
+
+    def cache_get_many(self, uids: Sequence[int], key: str) -> Iterator[object | None]:
+        pos, mtime = self._pos, self._mtime
+        gone = float("nan")  # matches no recorded time: a vanished message gets no value
+        times = (mtime[p] if p >= 0 else gone for p in map(pos, uids))
+        return self._column(key).get_many(uids, times)
 
     def cache_put(self, uid: int, key: str, value: object) -> None:
         p = self._pos(uid)
         if p < 0:
             return
-        import marshal
-
+        col = self._column(key)
         try:
-            marshal.dumps(value)
+            col.put(uid, self._mtime[p], value)
         except ValueError:
             return  # not marshal-able: not cached
-        self._cache_section(key)[uid] = (self._bases[p], self._mtime[p], value)
-        self._cache_dirty = True
+        self._cache_dropped.discard(uid)
+        if col.pending_bytes >= FLUSH_BYTES and self._f.writable:
+            try:
+                col.flush(self._uids)  # bounded memory during a FETCH 1:*
+            except OSError:
+                pass
 
-    def _save_cache(self) -> None:
-        import marshal
-
-        cf = self._cache_file if self._cache_file else None
-        present = set(self._uids)
-        keys = list(self._cache)
-        if cf is not None:
-            keys += [k for k in cf.sections if k not in self._cache]
-
-        def blobs():  # one section in memory at a time
-            for key in keys:
-                sec = self._cache.get(key)
-                if sec is None:
-                    if not self._cache_dropped:
-                        raw = cf.raw(key)  # type: ignore[union-attr]
-                        if raw is not None:
-                            yield key, raw
-                        continue
-                    sec = cf.load(key)  # type: ignore[union-attr]
-                    for u in self._cache_dropped:
-                        sec.pop(u, None)
-                yield key, marshal.dumps({u: e for u, e in sec.items() if u in present})
-
-        idxmod.save_cache(self._f.fd, self._uidvalidity, blobs())
-        if cf is not None:
-            cf.close()
-        # what is not loaded is read from the new file from now on
-        self._cache_file = False
-        self._cache_dropped = set()
+    def cache_find(self, key: str, needle: bytes) -> tuple[set[int], list[int]] | None:
+        """Messages whose cached raw value for `key` contains `needle`: (UIDs
+        that match, UIDs whose value is not cached as of their file and must
+        be checked one by one); None if the key has no cache file at all."""
+        col = self._column(key)
+        hits = col.find_raw(needle)
+        if hits is None:
+            return None
+        mtime = self._mtime
+        entry_time = col.main_entry_time
+        unsure = []
+        for p, u in enumerate(self._uids):
+            t = entry_time(u)
+            if t is None or (t != mtime[p] and t != NO_TIME and mtime[p] != NO_TIME):
+                unsure.append(u)
+        return hits, unsure
 
     # =========================================================== closing
     def checkpoint(self) -> None:
@@ -1406,9 +1423,14 @@ class MaildirMailbox(Mailbox):
                 )
                 idxmod.save_index(f.fd, d)
                 self._index_dirty = False
-            if self._cache_dirty:
-                self._save_cache()
-                self._cache_dirty = False
+            for col in self._columns.values():
+                if col.pending and not self._old_cache_gone:
+                    self._old_cache_gone = True
+                    try:  # the single-file cache of imapd before 0.2: superseded
+                        os.unlink(idxmod.OLD_CACHE_NAME, dir_fd=f.fd)
+                    except OSError:
+                        pass
+                col.flush(self._uids, final=True)
         except OSError:
             pass  # only a cache: never fail the session for it
 
@@ -1420,10 +1442,9 @@ class MaildirMailbox(Mailbox):
         if self._names_src is not None:
             self._names_src.close()
             self._names_src = None
-        if self._cache_file:
-            self._cache_file.close()  # type: ignore[union-attr]
-        self._cache_file = None
-        self._cache = {}
+        for col in self._columns.values():
+            col.close()
+        self._columns = {}
         if self._watch is not None:
             self._watch.close()
             self._watch = None

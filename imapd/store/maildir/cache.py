@@ -1,0 +1,393 @@
+"""imapd's cache of derived per-message values (ENVELOPE, BODYSTRUCTURE, header
+fields, search texts, MIME trees), one file per key: `imapd.cache-<key>`.
+
+A file is a *main part* sorted by UID -- a directory of fixed-size arrays
+(UID, the message file's mtime, offset, kind) followed by the values -- and
+a *tail* of records appended since, each `<uid, mtime, length, kind>` and its
+value.  Why this shape:
+
+* A session reads only the keys its commands ask for, and of a key only the
+  directory (20 bytes a message): a value is read when it is asked for, and a
+  FETCH 1:* reads the values in one sequential sweep through a window, so
+  memory stays a few MB however large the mailbox is.
+* New entries (the few messages that arrived since) are appended to the
+  tail with one write; the file is rewritten, sorted, only when the tail
+  grows past a quarter of the main part.
+* SEARCH over a text key scans the main part's values as one block (`find`
+  in C) instead of looking at 100,000 values one by one.
+
+It is only a cache: a damaged, foreign or half-written file is ignored (a
+torn tail record ends the tail), concurrent writers may lose each other's
+entries, and deleting the files loses nothing but speed.  An entry is valid
+while the message file's mtime is the one recorded with it.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import struct
+from array import array
+from bisect import bisect_left
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable, Iterator
+
+from imapd.store.maildir.index import write_atomic
+
+PREFIX = "imapd.cache-"
+_MAGIC = b"IMAPDC4\n"
+_HEAD = struct.Struct("<IIQ")  # uidvalidity, count, length of the values
+_REC = struct.Struct("<IdIB")  # uid, mtime, length, kind
+RAW, MARSHAL = 0, 1
+WINDOW = 1 << 20  # bytes read at a time from the main part
+FLUSH_BYTES = 6 << 20  # pending values written out beyond this (bounds memory)
+_ANY_TIME = -1.0e300  # "mtime unknown" in the mailbox's arrays: matches anything
+
+
+def file_name(key: str) -> str:
+    return PREFIX + key
+
+
+def _encode(value: object) -> tuple[int, bytes]:
+    if type(value) is bytes:
+        return RAW, value  # type: ignore[return-value]
+    return MARSHAL, marshal.dumps(value)
+
+
+def _decode(kind: int, raw: bytes) -> object:
+    return raw if kind == RAW else marshal.loads(raw)
+
+
+class CacheColumn:
+    """The cached values of one key in one mailbox."""
+
+    def __init__(self, dir_fd: int, key: str, uidvalidity: int, persistent: bool = True) -> None:
+        self.dir_fd = dir_fd
+        self.key = key
+        self.uidvalidity = uidvalidity
+        self.fd = -1
+        self.uids = array("I")
+        self.mtimes = array("d")
+        self.offs = array("Q", [0])
+        self.kinds = bytearray()
+        self.data_at = 0  # file offset of the main part's values
+        self.main_end = 0
+        self.tail: dict[int, tuple[float, int, int, int]] = {}  # uid -> (mtime, kind, offset, length)
+        self.tail_bytes = 0
+        self.pending: dict[int, tuple[float, int, bytes]] = {}  # uid -> (mtime, kind, value)
+        self.pending_bytes = 0
+        self.dropped: set[int] = set()
+        self._win_at = 0
+        self._win = b""
+        self._hint = 0
+        self.generation = 0  # bumped when the file is replaced under us
+        self.persistent = persistent
+        if persistent:
+            self._open()
+
+    # ------------------------------------------------------------ reading
+    def _open(self) -> None:
+        try:
+            fd = os.open(file_name(self.key), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
+        except OSError:
+            return
+        try:
+            size = os.fstat(fd).st_size
+            head = os.pread(fd, len(_MAGIC) + _HEAD.size, 0)
+            if len(head) < len(_MAGIC) + _HEAD.size or head[: len(_MAGIC)] != _MAGIC:
+                raise ValueError
+            uv, n, datalen = _HEAD.unpack_from(head, len(_MAGIC))
+            if uv != self.uidvalidity:
+                raise ValueError
+            at = len(head)
+            dirlen = n * 4 + n * 8 + (n + 1) * 8 + n
+            raw = os.pread(fd, dirlen, at)
+            if len(raw) != dirlen or at + dirlen + datalen > size:
+                raise ValueError
+            view = memoryview(raw)
+            uids, mtimes, offs = array("I"), array("d"), array("Q")
+            uids.frombytes(view[: n * 4])
+            mtimes.frombytes(view[n * 4 : n * 12])
+            offs.frombytes(view[n * 12 : n * 20 + 8])
+            kinds = bytearray(view[n * 20 + 8 :])
+            del view
+            if offs[0] != 0 or offs[-1] != datalen:
+                raise ValueError
+            self.uids, self.mtimes, self.offs, self.kinds = uids, mtimes, offs, kinds
+            self.data_at = at + dirlen
+            self.main_end = self.data_at + datalen
+            self.fd = fd
+            self._read_tail(size)
+        except (OSError, ValueError, struct.error):
+            os.close(fd)
+            self.fd = -1
+
+    def _read_tail(self, size: int) -> None:
+        """Records appended after the main part; a torn last record ends it."""
+        pos = self.main_end
+        buf = b""
+        buf_at = pos
+        while pos + _REC.size <= size:
+            if pos + _REC.size > buf_at + len(buf):
+                buf_at = pos
+                buf = os.pread(self.fd, min(WINDOW, size - pos), pos)
+            uid, mtime, ln, kind = _REC.unpack_from(buf, pos - buf_at)
+            value_at = pos + _REC.size
+            if value_at + ln > size or kind > MARSHAL:
+                break
+            self.tail[uid] = (mtime, kind, value_at, ln)
+            pos = value_at + ln
+        self.tail_bytes = pos - self.main_end
+
+    def _main_pos(self, uid: int) -> int:
+        uids = self.uids
+        h = self._hint
+        if h < len(uids) and uids[h] == uid:
+            self._hint = h + 1
+            return h
+        i = bisect_left(uids, uid)
+        if i < len(uids) and uids[i] == uid:
+            self._hint = i + 1
+            return i
+        return -1
+
+    def _read_main(self, start: int, length: int) -> bytes:
+        """Bytes of the main part's values, through a window that a FETCH 1:*
+        sweeps forward (one pread per megabyte, not one per message)."""
+        w = self._win_at
+        if w <= start and start + length <= w + len(self._win):
+            return self._win[start - w : start - w + length]
+        if length >= WINDOW:
+            return os.pread(self.fd, length, self.data_at + start)
+        self._win = os.pread(self.fd, WINDOW, self.data_at + start)
+        self._win_at = start
+        return self._win[:length]
+
+    def get(self, uid: int, mtime: float) -> object | None:
+        """The value for `uid` if one is cached for the file with this mtime."""
+        if uid in self.dropped:
+            return None
+        ent = self.pending.get(uid)
+        if ent is not None:
+            return _decode(ent[1], ent[2]) if _same_time(ent[0], mtime) else None
+        if self.fd < 0:
+            return None
+        try:
+            t = self.tail.get(uid)
+            if t is not None:
+                if not _same_time(t[0], mtime):
+                    return None
+                raw = os.pread(self.fd, t[3], t[2])
+                return _decode(t[1], raw) if len(raw) == t[3] else None
+            i = self._main_pos(uid)
+            if i < 0 or not _same_time(self.mtimes[i], mtime):
+                return None
+            start = self.offs[i]
+            raw = self._read_main(start, self.offs[i + 1] - start)
+            return _decode(self.kinds[i], raw)
+        except (OSError, ValueError, EOFError, TypeError):
+            return None
+
+    def get_many(self, uids: "Iterable[int]", mtimes: "Iterable[float]") -> "Iterator[object | None]":
+        """`get` for a run of UIDs in ascending order (FETCH 1:*): the main
+        part is walked with one moving position and read through the window."""
+        main_uids, offs, kinds, times = self.uids, self.offs, self.kinds, self.mtimes
+        n = len(main_uids)
+        gen = self.generation
+        special = self.dropped or self.pending or self.tail
+        j = 0
+        for u, t in zip(uids, mtimes):
+            if self.generation != gen or self.fd < 0 or (special and (u in self.dropped or u in self.pending or u in self.tail)):
+                yield self.get(u, t)
+                continue
+            if j >= n or main_uids[j] != u:
+                j = bisect_left(main_uids, u)
+                if j >= n or main_uids[j] != u:
+                    yield None
+                    continue
+            rt = times[j]
+            if rt != t and rt != _ANY_TIME and t != _ANY_TIME:
+                j += 1
+                yield None
+                continue
+            start = offs[j]
+            try:
+                raw = self._read_main(start, offs[j + 1] - start)
+                yield raw if kinds[j] == RAW else marshal.loads(raw)
+            except (OSError, ValueError, EOFError, TypeError):
+                yield None
+            j += 1
+
+    def find_raw(self, needle: bytes) -> set[int] | None:
+        """UIDs whose main-part value (raw bytes) contains `needle`, found by
+        scanning the values as one block: a miss costs nothing per message.
+        Entries the main part does not hold or holds for another mtime
+        (`main_entry_time`) are the caller's to check.  None: not readable."""
+        hits: set[int] = set()
+        if self.fd < 0 or not needle:
+            return None
+        offs = self.offs
+        data = os.pread(self.fd, offs[-1], self.data_at)
+        if len(data) != offs[-1]:
+            return None
+        at = data.find(needle)
+        while at >= 0:
+            i = bisect_left(offs, at + 1) - 1  # the value that starts at or before `at`
+            if at + len(needle) <= offs[i + 1] and self.kinds[i] == RAW:
+                hits.add(self.uids[i])
+                at = data.find(needle, offs[i + 1])  # one hit per value is enough
+            else:
+                at = data.find(needle, at + 1)
+        return hits
+
+    def main_entry_time(self, uid: int) -> float | None:
+        """The mtime the main part recorded for `uid` (None: not there, or
+        superseded by the tail / pending / a drop)."""
+        if uid in self.dropped or uid in self.pending or uid in self.tail:
+            return None
+        i = self._main_pos(uid)
+        return self.mtimes[i] if i >= 0 else None
+
+    # ------------------------------------------------------------ writing
+    def put(self, uid: int, mtime: float, value: object) -> None:
+        kind, raw = _encode(value)
+        old = self.pending.get(uid)
+        if old is not None:
+            self.pending_bytes -= len(old[2])
+        self.pending[uid] = (mtime, kind, raw)
+        self.pending_bytes += len(raw)
+        self.dropped.discard(uid)
+
+    def drop(self, uid: int) -> None:
+        self.dropped.add(uid)
+        old = self.pending.pop(uid, None)
+        if old is not None:
+            self.pending_bytes -= len(old[2])
+
+    def flush(self, present: "Iterable[int] | None" = None, final: bool = False) -> None:
+        """Write pending entries: appended to the tail while it stays small,
+        otherwise (or when entries must be dropped at `final`) the file is
+        rewritten sorted, keeping only UIDs in `present`."""
+        if not self.pending or not self.persistent:
+            return  # drops need no writing: expunged UIDs never return, and a
+            # replaced file has another mtime; the next rewrite leaves them out
+        main_len = self.main_end - self.data_at if self.fd >= 0 else 0
+        new_tail = self.tail_bytes + self.pending_bytes + len(self.pending) * _REC.size
+        if self.fd >= 0 and new_tail <= max(1 << 20, main_len // 4):
+            self._append()
+        elif final or self.pending_bytes >= FLUSH_BYTES:
+            self._rewrite(present)
+        # else: keep collecting (a rewrite per small batch would be wasteful)
+
+    def _append(self) -> None:
+        parts = []
+        for uid in sorted(self.pending):
+            mtime, kind, raw = self.pending[uid]
+            parts.append(_REC.pack(uid, mtime, len(raw), kind))
+            parts.append(raw)
+        blob = b"".join(parts)
+        fd = os.open(file_name(self.key), os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
+        try:
+            if os.fstat(fd).st_ino != os.fstat(self.fd).st_ino:
+                raise OSError("replaced meanwhile")  # someone rewrote it: do it again ourselves
+            at = os.lseek(fd, 0, os.SEEK_END)
+            if at != self.main_end + self.tail_bytes:
+                raise OSError("appended meanwhile")
+            view = memoryview(blob)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError:
+            os.close(fd)
+            self._rewrite(None)
+            return
+        os.close(fd)
+        pos = self.main_end + self.tail_bytes
+        for uid in sorted(self.pending):
+            mtime, kind, raw = self.pending[uid]
+            self.tail[uid] = (mtime, kind, pos + _REC.size, len(raw))
+            pos += _REC.size + len(raw)
+        self.tail_bytes = pos - self.main_end
+        self.pending.clear()
+        self.pending_bytes = 0
+
+    def _rewrite(self, present: "Iterable[int] | None") -> None:
+        """Merge main part, tail and pending entries into a new sorted file."""
+        keep = None if present is None else set(present)
+        order: dict[int, int] = {}  # uid -> source: 0 main, 1 tail, 2 pending
+        for i, u in enumerate(self.uids):
+            order[u] = 0
+        for u in self.tail:
+            order[u] = 1
+        for u in self.pending:
+            order[u] = 2
+        uids = sorted(u for u in order if u not in self.dropped and (keep is None or u in keep))
+        mtimes, offs, kinds = array("d"), array("Q", [0]), bytearray()
+        size = 0
+        for u in uids:
+            src = order[u]
+            if src == 2:
+                mt, kind, raw = self.pending[u]
+                ln = len(raw)
+            elif src == 1:
+                mt, kind, _, ln = self.tail[u]
+            else:
+                i = self._main_pos(u)
+                mt, kind, ln = self.mtimes[i], self.kinds[i], self.offs[i + 1] - self.offs[i]
+            mtimes.append(mt)
+            kinds.append(kind)
+            size += ln
+            offs.append(size)
+        uid_arr = array("I", uids)
+
+        def chunks():
+            yield _MAGIC + _HEAD.pack(self.uidvalidity, len(uids), size)
+            yield uid_arr.tobytes()
+            yield mtimes.tobytes()
+            yield offs.tobytes()
+            yield bytes(kinds)
+            batch: list[bytes] = []
+            batch_len = 0
+            for u in uids:
+                src = order[u]
+                if src == 2:
+                    raw = self.pending[u][2]
+                elif src == 1:
+                    t = self.tail[u]
+                    raw = os.pread(self.fd, t[3], t[2])
+                else:
+                    i = self._main_pos(u)
+                    raw = self._read_main(self.offs[i], self.offs[i + 1] - self.offs[i])
+                batch.append(raw)
+                batch_len += len(raw)
+                if batch_len >= WINDOW:
+                    yield b"".join(batch)
+                    batch, batch_len = [], 0
+            if batch:
+                yield b"".join(batch)
+
+        write_atomic(self.dir_fd, file_name(self.key), chunks())
+        self.close()
+        self.tail.clear()
+        self.tail_bytes = 0
+        self.pending.clear()
+        self.pending_bytes = 0
+        self.dropped.clear()
+        self._win, self._win_at, self._hint = b"", 0, 0
+        self._open()  # the new file, for what is read from now on
+
+    def close(self) -> None:
+        self.generation += 1
+        if self.fd >= 0:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+            self.fd = -1
+        self.uids, self.mtimes, self.offs, self.kinds = array("I"), array("d"), array("Q", [0]), bytearray()
+        self.main_end = self.data_at = 0
+
+
+def _same_time(recorded: float, current: float) -> bool:
+    return recorded == current or recorded == _ANY_TIME or current == _ANY_TIME

@@ -1,0 +1,114 @@
+"""The per-key cache files (imapd/store/maildir/cache.py): sorted main part,
+appended tail, torn records, mtime validity, block search."""
+
+import os
+
+import pytest
+
+from imapd.store.maildir import cache as C
+
+
+@pytest.fixture
+def dirfd(tmp_path):
+    fd = os.open(tmp_path, os.O_RDONLY)
+    yield fd
+    os.close(fd)
+
+
+def reopen(dirfd, key="k", uv=7):
+    return C.CacheColumn(dirfd, key, uv)
+
+
+def test_values_survive_a_reopen_raw_and_marshalled(dirfd):
+    col = reopen(dirfd)
+    col.put(3, 1.5, b"three")
+    col.put(1, 1.0, ("tree", [1, 2]))
+    col.flush([1, 3], final=True)
+    col.close()
+    col = reopen(dirfd)
+    assert col.get(1, 1.0) == ("tree", [1, 2])
+    assert col.get(3, 1.5) == b"three"
+    assert col.get(2, 1.0) is None
+    # another mtime: the message file was replaced, the entry is void
+    assert col.get(3, 9.0) is None
+    # unknown mtime on either side matches
+    assert col.get(3, C._ANY_TIME) == b"three"
+
+
+def test_small_additions_are_appended_then_compacted(dirfd, tmp_path):
+    col = reopen(dirfd)
+    for u in range(1, 201):
+        col.put(u, float(u), b"v%d" % u * 50)
+    col.flush(range(1, 300), final=True)
+    ino = os.stat(tmp_path / "imapd.cache-k").st_ino
+    col.put(500, 5.0, b"late")
+    col.flush(range(1, 600), final=True)
+    # appended in place: same file, value readable now and after a reopen
+    assert os.stat(tmp_path / "imapd.cache-k").st_ino == ino
+    assert col.get(500, 5.0) == b"late"
+    col.close()
+    col = reopen(dirfd)
+    assert 500 in col.tail and col.get(500, 5.0) == b"late" and col.get(7, 7.0) == b"v7" * 50
+    # a tail larger than a quarter of the main part (and 1 MB) is merged in
+    for u in range(1000, 1400):
+        col.put(u, 1.0, os.urandom(4000))
+    col.flush(None, final=True)
+    assert not col.tail and list(col.uids)[-1] == 1399 and 500 in col.uids
+    assert col.get(500, 5.0) == b"late" and col.get(200, 200.0) == b"v200" * 50
+
+
+def test_torn_tail_record_is_ignored(dirfd, tmp_path):
+    col = reopen(dirfd)
+    col.put(1, 1.0, b"one")
+    col.flush([1], final=True)
+    col.put(2, 2.0, b"two")
+    col.flush([1, 2], final=True)
+    col.close()
+    path = tmp_path / "imapd.cache-k"
+    with open(path, "ab") as fh:
+        fh.write(C._REC.pack(3, 3.0, 1000, 0) + b"short")  # a writer killed mid-record
+    col = reopen(dirfd)
+    assert col.get(1, 1.0) == b"one" and col.get(2, 2.0) == b"two" and col.get(3, 3.0) is None
+
+
+@pytest.mark.parametrize("garbage", [b"", b"IMAPDC4\n", b"IMAPDC4\n" + b"\xff" * 64, b"\x00" * 100])
+def test_damaged_or_foreign_files_are_ignored(dirfd, tmp_path, garbage):
+    (tmp_path / "imapd.cache-k").write_bytes(garbage)
+    col = reopen(dirfd)
+    assert col.get(1, 1.0) is None
+    col.put(1, 1.0, b"x")
+    col.flush([1], final=True)
+    assert reopen(dirfd).get(1, 1.0) == b"x"
+
+
+def test_other_uidvalidity_is_ignored(dirfd):
+    col = reopen(dirfd, uv=7)
+    col.put(1, 1.0, b"x")
+    col.flush([1], final=True)
+    assert reopen(dirfd, uv=8).get(1, 1.0) is None
+
+
+def test_dropped_and_absent_uids_leave_at_the_rewrite(dirfd):
+    col = reopen(dirfd)
+    for u in (1, 2, 3):
+        col.put(u, 1.0, b"v")
+    col.flush([1, 2, 3], final=True)
+    col.drop(2)
+    assert col.get(2, 1.0) is None
+    col.put(4, 1.0, b"w" * (C.FLUSH_BYTES + 1))  # forces a rewrite
+    col.flush([1, 4], final=True)
+    assert list(col.uids) == [1, 4]
+
+
+def test_find_raw_never_matches_across_two_values(dirfd):
+    col = reopen(dirfd)
+    col.put(1, 1.0, b"abc kum")
+    col.put(2, 1.0, b"quat xyz")  # "kumquat" only across the boundary
+    col.put(3, 1.0, b"a kumquat b kumquat")
+    col.put(4, 1.0, b"")
+    col.put(5, 1.0, b"kumquat")
+    col.put(6, 1.0, ("not", "raw"))
+    col.flush([1, 2, 3, 4, 5, 6], final=True)
+    assert col.find_raw(b"kumquat") == {3, 5}
+    assert col.find_raw(b"zzz") == set()
+    assert reopen(dirfd, key="none").find_raw(b"x") is None

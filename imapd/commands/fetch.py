@@ -180,9 +180,9 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes]:
     sets_seen = not view.readonly and any(
         i.name in ("BODY[]", "BINARY[]") and not i.peek or i.name in ("RFC822", "RFC822.TEXT") for i in items
     )
-    if names <= _FAST_ITEMS and not sets_seen:
+    if not sets_seen and all(i.name in _FAST_ITEMS or header_fields_key(i) for i in items):
         seqs, uids = resolve_columns(session, cmd.seqset, cmd.uid)
-        return (yield from _fetch_fast(view, seqs, uids, [i.name for i in items], cmd.uid))
+        return (yield from _fetch_fast(view, seqs, uids, items, cmd.uid))
     messages = resolve_messages(session, cmd.seqset, cmd.uid)
     wants_flags = "FLAGS" in names
     missing = False
@@ -286,15 +286,58 @@ _DERIVED = {
     "BODYSTRUCTURE": ("bodystructure.wire", _bodystructure),
 }
 _FAST_ITEMS = _META_ITEMS | frozenset(_DERIVED)
+_HEADER_FIELD_SPECS = ("HEADER.FIELDS", "HEADER.FIELDS.NOT")
 
 
-def _fetch_fast(view: Any, seqs: Any, uids: list[int], names: list[str], uid_cmd: bool) -> Iterator[bytes]:
+def header_fields_key(item: FetchItem) -> str | None:
+    """The cache key of a top-level BODY.PEEK[HEADER.FIELDS (...)] item
+    (clients ask for the same few fields of every message, every session),
+    or None if the item is not of that kind."""
+    sec = item.section
+    if item.name != "BODY[]" or sec is None or sec.path or item.partial is not None:
+        return None
+    spec = (sec.spec or "").upper()
+    if spec not in _HEADER_FIELD_SPECS or not sec.fields:
+        return None
+    return "hdr." + spec.lower() + "." + ",".join(sorted({f.lower() for f in sec.fields}))
+
+
+class _Column:
+    """How one derived item of the fast path is read, built and written."""
+
+    __slots__ = ("key", "build", "wrap")
+
+    def __init__(self, key: str, build: Callable[[MessageData], bytes], wrap: Callable[[bytes], bytes]) -> None:
+        self.key = key
+        self.build = build  # value for a message whose value is not cached
+        self.wrap = wrap  # value -> bytes as sent
+
+
+def _derived_column(name: str) -> _Column:
+    key, builder = _DERIVED[name]
+    return _Column(key, lambda msg: msg.derived_wire(key, builder), lambda v: v)
+
+
+def _header_column(item: FetchItem, key: str) -> _Column:
+    sec = item.section
+    assert sec is not None
+
+    def build(msg: MessageData) -> bytes:
+        value = msg.header_section(sec.spec or "", sec.fields)
+        msg.mailbox.cache_put(msg.uid, key, value)
+        return value
+
+    return _Column(key, build, lambda v: b"{%d}\r\n" % len(v) + v)
+
+
+def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], uid_cmd: bool) -> Iterator[bytes]:
     """FETCH of what the store keeps per message (flags, size, date, modseq)
-    and of cached ENVELOPE/BODY/BODYSTRUCTURE: one pass over the store's arrays
-    and cache, one %-format per message, flag lists and dates formatted once
-    per distinct value, output handed over in large chunks.  A value missing
-    from the cache is built as the general path builds it.  The answer is the
-    general path's, byte for byte."""
+    and of cached items (ENVELOPE, BODY, BODYSTRUCTURE, header fields): one
+    pass over the store's arrays and cache files, one %-format per message,
+    flag lists and dates formatted once per distinct value, output handed
+    over in large chunks.  A value missing from the cache is built as the
+    general path builds it, and cached.  The answer is the general path's,
+    byte for byte."""
     from operator import itemgetter
 
     mailbox = view.mailbox
@@ -302,18 +345,32 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], names: list[str], uid_cmd
     any_recent = mailbox.recent_count() > 0
     pending = view.pending_expunged
     fmt_date = R.InternalDateFormatter()
-    # columns: seq, uid, flags, size, date, modseq, then one per derived item
+    names = [i.name for i in items]
+    # the row per message: seq, uid, flags, size, date, modseq, then one
+    # value per column; the template picks what was asked, in order
     pieces = {"UID": (b"UID %d", 1), "FLAGS": (b"FLAGS %s", 2), "RFC822.SIZE": (b"RFC822.SIZE %d", 3),
               "INTERNALDATE": (b"INTERNALDATE %s", 4), "MODSEQ": (b"MODSEQ (%d)", 5)}
-    derived = [n for n in _DERIVED if n in names]
-    for k, n in enumerate(derived):
-        pieces[n] = (n.encode() + b" %s", 6 + k)
-    template = b"* %d FETCH (" + b" ".join(pieces[n][0] for n in names) + b")\r\n"
-    pick = itemgetter(0, *(pieces[n][1] for n in names))
+    columns: list[_Column] = []
+    parts, picks = [], [0]
+    for item in items:
+        if item.name in pieces:
+            parts.append(pieces[item.name][0])
+            picks.append(pieces[item.name][1])
+            continue
+        hkey = header_fields_key(item)
+        if hkey is not None:
+            columns.append(_header_column(item, hkey))
+            parts.append(section_label(item).replace(b"%", b"%%") + b" %s")
+        else:
+            columns.append(_derived_column(item.name))
+            parts.append(item.name.encode() + b" %s")
+        picks.append(5 + len(columns))
+    template = b"* %d FETCH (" + b" ".join(parts) + b")\r\n"
+    pick = itemgetter(*picks)
     want_flags, want_date = "FLAGS" in names, "INTERNALDATE" in names
     flag_items: dict[tuple[frozenset[str], bool], bytes] = {}
     metas = mailbox.message_meta(uids, "RFC822.SIZE" in names, want_date)
-    cached = [mailbox.cache_get_many(uids, _DERIVED[n][0]) for n in derived]
+    cached = [mailbox.cache_get_many(uids, c.key) for c in columns]
     rows = zip(seqs, uids, metas, *cached)
     out = bytearray()
     missing = False
@@ -331,17 +388,16 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], names: list[str], uid_cmd
                 fl = flag_items[key] = R.flag_list(listed)
         if want_date:
             db = fmt_date(date)
-        if derived:
+        if columns:
             if None in values or any(type(v) is not bytes for v in values):
                 msg = MessageData(mailbox, uid)
                 try:
-                    values = [v if type(v) is bytes else msg.derived_wire(*_DERIVED[n]) for n, v in zip(derived, values)]
+                    values = [v if type(v) is bytes else c.build(msg) for c, v in zip(columns, values)]
                 except NoSuchMessage:
                     missing = True
                     continue
-            out += template % pick((seq, uid, fl, size, db, modseq, *values))
-        else:
-            out += template % pick((seq, uid, fl, size, db, modseq))
+            values = [c.wrap(v) for c, v in zip(columns, values)]
+        out += template % pick((seq, uid, fl, size, db, modseq, *values))
         if len(out) >= CHUNK:
             yield bytes(out)
             out.clear()

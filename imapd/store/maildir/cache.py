@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 from imapd.store.maildir.index import write_atomic
 
 PREFIX = "imapd.cache-"
+# keys made from what a client asks for (the header fields it fetches, the
+# fields it searches): a few per mailbox get files, the rest stay in memory
+CLIENT_KEY_PREFIXES = ("hdr.", "search.")
+MAX_CLIENT_KEYS = 8
 _MAGIC = b"IMAPDC4\n"
 _HEAD = struct.Struct("<IIQ")  # uidvalidity, count, length of the values
 _REC = struct.Struct("<IdIB")  # uid, mtime, length, kind

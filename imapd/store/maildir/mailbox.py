@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat as _stat
 import sys
 import time
@@ -33,7 +34,7 @@ from imapd.store.base import (
     SyncChanges,
 )
 from imapd.store.maildir import index as idxmod
-from imapd.store.maildir.cache import FLUSH_BYTES, CacheColumn
+from imapd.store.maildir.cache import CLIENT_KEY_PREFIXES, FLUSH_BYTES, MAX_CLIENT_KEYS, PREFIX, CacheColumn
 from imapd.store.maildir.flags import FORWARDED, flag_letters, normalize_flag
 from imapd.store.maildir.folder import VERIFY_AFTER, MaildirFolder, full_error
 from imapd.store.maildir.layout import O_FILE
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from imapd.store.maildir.store import MaildirStore
 
 NO_TIME = -1.0e300  # internal date not known yet
+_SAFE_KEY = re.compile(r"[a-z0-9][a-z0-9.,_-]*")
 # Extra readdirs of new/ and cur/ when a file the uidlist names was not seen:
 # readdir() may miss a file that is renamed while it runs.
 RESCANS = 2
@@ -136,6 +138,7 @@ class MaildirMailbox(Mailbox):
         self._columns: dict[str, CacheColumn] = {}
         self._cache_dropped: set[int] = set()  # UIDs whose entries are void in every key
         self._old_cache_gone = False
+        self._client_keys: set[str] | None = None  # cache files of client-made keys
         self._watch = None
         self._wtrust = [False, False]  # cur/, new/: the watch vouches for the view
         folder.boxes.add(self)
@@ -1343,10 +1346,33 @@ class MaildirMailbox(Mailbox):
     def _column(self, key: str) -> CacheColumn:
         col = self._columns.get(key)
         if col is None:
-            col = self._columns[key] = CacheColumn(self._f.fd, key, self._uidvalidity, self._store.use_index)
+            persistent = self._store.use_index and self._key_gets_file(key)
+            col = self._columns[key] = CacheColumn(self._f.fd, key, self._uidvalidity, persistent)
             for u in self._cache_dropped:
                 col.drop(u)
         return col
+
+    def _key_gets_file(self, key: str) -> bool:
+        """Keys name files: only plain names, and at most MAX_CLIENT_KEYS keys
+        made from what clients ask (header field sets, searched fields) per
+        mailbox, so no client can litter the Maildir with cache files."""
+        if len(key) > 120 or not _SAFE_KEY.fullmatch(key):
+            return False
+        if not key.startswith(CLIENT_KEY_PREFIXES):
+            return True
+        if self._client_keys is None:
+            try:
+                names = os.listdir(self._f.fd)
+            except OSError:
+                names = []
+            self._client_keys = {n for n in names if n.startswith(tuple(PREFIX + p for p in CLIENT_KEY_PREFIXES))}
+        name = PREFIX + key
+        if name in self._client_keys:
+            return True
+        if len(self._client_keys) >= MAX_CLIENT_KEYS:
+            return False
+        self._client_keys.add(name)
+        return True
 
     def _cache_drop(self, uids: Iterable[int]) -> None:
         """Forget cached values of these UIDs (file replaced, expunged)."""

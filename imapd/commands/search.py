@@ -9,6 +9,7 @@ encoded words, transfer encodings and charsets.
 
 from __future__ import annotations
 
+import re
 import time
 from bisect import bisect_right
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
@@ -172,7 +173,7 @@ def compile_key(key: tuple, charset: str, session: Any, largest_seq: int) -> Mat
                 return bool(values)
             return any(needle in v for v in values)
 
-        return header
+        return _cached_header_matcher(session, field, needle) or header
     if kind == "BODY":
         needle = _charset_decode(key[1], charset).casefold()
 
@@ -193,6 +194,36 @@ def compile_key(key: tuple, charset: str, session: Any, largest_seq: int) -> Mat
         return lambda c: (get(c.uid) if get else 1) >= n
     raise CommandError(f"Search key {kind} is not supported", status="BAD")
 
+
+def _cached_header_matcher(session: Any, field: str, needle: str) -> Matcher | None:
+    """A HEADER key answered from the mailbox's cache of the field's folded
+    text (key `search.<field>`, the values joined by NUL): the cached texts
+    are scanned as one block, so only messages not cached yet, or whose text
+    contains the needle, cost anything per message.  None when the key or
+    the store cannot use such a cache."""
+    mailbox = session.selected.mailbox
+    find = getattr(mailbox, "cache_find", None)
+    name = field.lower()
+    if find is None or not needle or "\x00" in needle or not _FIELD_NAME.fullmatch(name):
+        return None
+    ckey = "search." + name
+
+    def uncached(c: Candidate) -> bool:
+        values = c.folded_header(field)
+        mailbox.cache_put(c.uid, ckey, "\x00".join(values).encode("utf-8", "surrogatepass"))
+        return any(needle in v for v in values)
+
+    found = find(ckey, needle.encode("utf-8", "surrogatepass"))
+    if found is None:
+        return uncached
+    hits, unsure_list = found
+    if not unsure_list:
+        return lambda c: c.uid in hits
+    unsure = set(unsure_list)
+    return lambda c: uncached(c) if c.uid in unsure else c.uid in hits
+
+
+_FIELD_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,60}")
 
 _CANONICAL = {f.lower(): f for f in ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", "\\Recent")}
 

@@ -1418,6 +1418,8 @@ class MaildirMailbox(Mailbox):
         if hits is None:
             return None
         mtime = self._mtime
+        if not (col.tail or col.pending or col.dropped) and col.uids == self._uids and col.mtimes == mtime:
+            return hits, []  # the usual warm case: the cache covers exactly this view
         entry_time = col.main_entry_time
         unsure = []
         for p, u in enumerate(self._uids):

@@ -93,7 +93,7 @@ def read_all(fd: int) -> bytes:
         parts.append(chunk)
 
 
-def _read_file(dir_fd: int, name: str) -> bytes | None:
+def read_file(dir_fd: int, name: str) -> bytes | None:
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
@@ -274,7 +274,7 @@ def save_index(dir_fd: int, d: IndexData) -> None:
 
 def read_state(dir_fd: int) -> dict[str, int]:
     """`imapd.state`: "1 V<uidvalidity> R<first recent uid>"."""
-    raw = _read_file(dir_fd, STATE_NAME)
+    raw = read_file(dir_fd, STATE_NAME)
     out: dict[str, int] = {}
     if not raw:
         return out

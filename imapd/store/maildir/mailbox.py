@@ -21,6 +21,7 @@ import time
 from array import array
 from bisect import bisect_left
 from itertools import compress, count
+from operator import is_not
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
     from typing import BinaryIO, Iterable, Iterator, Sequence
@@ -925,7 +926,10 @@ class MaildirMailbox(Mailbox):
             if dups is not None:
                 self._duplicates(dups)
         else:
-            fc = {b: i for b, i, n in zip(self._bases, self._infos, self._innew) if not n}
+            if 1 not in self._innew:
+                fc = dict(zip(self._bases, self._infos))  # (C speed: nothing is in new/)
+            else:
+                fc = {b: i for b, i, n in zip(self._bases, self._infos, self._innew) if not n}
         for b in fn.keys() & fc.keys() if fn else ():
             del fn[b]  # moved to cur/ while we listed: cur/ wins
 
@@ -1150,6 +1154,8 @@ class MaildirMailbox(Mailbox):
         self._ul_changes = ul_changes
 
     def _missing(self, nu: array) -> list[int]:
+        if len(nu) >= len(self._uids) and nu[: len(self._uids)] == self._uids:
+            return []  # all still there (and maybe more): the usual case
         present = set(nu)
         return [p for p, u in enumerate(self._uids) if u not in present]
 
@@ -1188,7 +1194,7 @@ class MaildirMailbox(Mailbox):
         ws = array("q", [-1]) * n
         mt = array("d", [NO_TIME]) * n
         ms = array("Q", [0]) * n
-        old_u, old_i, old_b = self._uids, self._infos, self._bases
+        old_u, old_i = self._uids, self._infos
         old_w, old_m, old_s = self._wsize, self._mtime, self._modseq
         hms = self._hms + 1
         expunged: list[int] = []
@@ -1207,14 +1213,23 @@ class MaildirMailbox(Mailbox):
                 mt = array("d", [NO_TIME]) * n
                 ms = array("Q", [0]) * n
             ms = array("Q", [hms]) * n
-        elif old_u == nu:
+        elif len(old_u) <= n and nu[: len(old_u)] == old_u and all(u > self._max_seen for u in nu[len(old_u) :]):
+            # the usual change: the same messages, maybe some new ones at the
+            # end (delivery).  Values carry over wholesale; only entries whose
+            # info suffix object changed are looked at (found in C, not with
+            # a Python loop over 100,000 entries)
+            lo = len(old_u)
             ws, mt, ms = array("q", old_w), array("d", old_m), array("Q", old_s)
-            for k in range(n):
+            ws.extend(array("q", [-1]) * (n - lo))
+            mt.extend(array("d", [NO_TIME]) * (n - lo))
+            ms.extend(array("Q", [hms]) * (n - lo))
+            for k in compress(count(), map(is_not, ni[:lo], old_i)):
                 a = ni[k]
                 o = old_i[k]
-                if a is not o and a != o and codec.flags(a) != codec.flags(o):
+                if a != o and codec.flags(a) != codec.flags(o):
                     fchg.append(nu[k])
                     ms[k] = hms
+            added = list(nu[lo:])
         else:
             i = j = 0
             lo = len(old_u)
@@ -1495,6 +1510,13 @@ class MaildirMailbox(Mailbox):
             )
             if self._watch is None:
                 return []
+            # armed now: a directory whose mtime is still the one the view
+            # was synced to has not changed since, and any change from here
+            # on is an event -- trusted without listing 100,000 entries again
+            f = self._f
+            if self._epoch == f.epoch:
+                st = f.dir_state()
+                self._wtrust = [f.expected[k] is not None and f.expected[k] == st[k] for k in (0, 1)]
         return [self._watch.fd]
 
     def drain_watch(self) -> bool:

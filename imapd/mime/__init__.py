@@ -27,7 +27,7 @@ from .decode import decode_charset, decode_encoded_words, decode_transfer
 from .envelope import envelope
 from .headers import Field
 from .part import Part
-from .searchtext import all_headers_text, body_text, header_text
+from .searchtext import all_headers_text, body_contains, body_text, header_text
 from .sections import UnknownCTE, binary_section, find_part, header_fields_bytes, section_bytes
 from .structure import parse_message
 
@@ -37,6 +37,7 @@ __all__ = [
     "UnknownCTE",
     "all_headers_text",
     "binary_section",
+    "body_contains",
     "body_structure",
     "body_text",
     "decode_charset",

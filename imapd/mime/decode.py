@@ -12,6 +12,9 @@ import re
 
 __all__ = [
     "IDENTITY_CTES",
+    "OPAQUE",
+    "SEVEN_BIT",
+    "charset_decoders",
     "decode_transfer",
     "decode_charset",
     "decode_encoded_words",
@@ -21,6 +24,8 @@ __all__ = [
 IDENTITY_CTES = frozenset({"7bit", "8bit", "binary", ""})
 
 _B64_JUNK_RE = re.compile(rb"[^A-Za-z0-9+/]+")
+# The rule `_decode_qp` applies (kept as its reference definition; tests
+# compare against it).
 _QP_SPACE_RE = re.compile(rb"[ \t]+(?=\r?\n|\Z)")
 
 
@@ -42,10 +47,47 @@ def _decode_base64(body: bytes) -> bytes:
         return b""
 
 
+# A line end right after a blank.  Starting with a literal LF lets the regex
+# engine skip from line end to line end (~6x faster than `_QP_SPACE_RE`,
+# which stops at every blank of the text).
+_BLANK_EOL_RE = re.compile(rb"\n(?:(?<=[ \t]\n)|(?<=[ \t]\r\n))")
+
+
+def _strip_line_end_blanks(body: bytes) -> bytes:
+    r"""``_QP_SPACE_RE.sub(b"", body)``, line by line: the regex tries every
+    blank of the text (about 30 MB/s), ``rstrip`` per line is ~4x faster.
+
+    A line is what precedes an LF; blanks before "\r\n" or "\n" go, blanks
+    before a CR that no LF follows stay, and the last line (no LF after it)
+    loses the blanks at its very end, as ``\Z`` does in the regex.
+    """
+    lines = body.split(b"\n")
+    last = len(lines) - 1
+    for i, line in enumerate(lines):
+        if i == last:
+            lines[i] = line.rstrip(b" \t")
+        elif line.endswith(b"\r"):
+            if line[-2:-1] in (b" ", b"\t"):
+                lines[i] = line[:-1].rstrip(b" \t") + b"\r"
+        elif line.endswith((b" ", b"\t")):
+            lines[i] = line.rstrip(b" \t")
+    return b"\n".join(lines)
+
+
 def _decode_qp(body: bytes) -> bytes:
     """Quoted-printable; trailing blanks that transport added are dropped
-    (RFC 2045 §6.7 rule 3), also at the very end of the body."""
-    return binascii.a2b_qp(_QP_SPACE_RE.sub(b"", body))
+    (RFC 2045 §6.7 rule 3), also at the very end of the body.
+
+    Encoders write such blanks as "=20", so usually there are none, and a
+    quick search proves it before anything is stripped (stripping with the
+    regex every time cost 20x the decoding itself).
+    """
+    if body.endswith((b" ", b"\t")) or _BLANK_EOL_RE.search(body) is not None:
+        body = _strip_line_end_blanks(body)
+    return binascii.a2b_qp(body)
+
+
+_cte_names: dict[str | bytes, str] = {}
 
 
 def decode_transfer(body: bytes, cte: str | bytes | None) -> bytes | None:
@@ -58,9 +100,11 @@ def decode_transfer(body: bytes, cte: str | bytes | None) -> bytes | None:
     """
     if cte is None:
         return body
-    if isinstance(cte, bytes):
-        cte = cte.decode("latin-1")
-    c = cte.strip().lower()
+    c = _cte_names.get(cte)
+    if c is None:  # a mailbox uses few spellings: normalise each once
+        c = (cte.decode("latin-1") if isinstance(cte, bytes) else cte).strip().lower()
+        if len(_cte_names) < 256:
+            _cte_names[cte] = c
     if c in IDENTITY_CTES:
         return body
     if c == "base64":
@@ -140,6 +184,7 @@ def decode_charset(raw: bytes, charset: str | None) -> str:
 
     Bad sequences become U+FFFD.  An unknown charset is tried as UTF-8 and,
     failing that, read as Latin-1 so every byte still means something.
+    (`charset_decoders` describes these branches to SEARCH: keep in step.)
     """
     codec = _codec_for(charset or "")
     if raw.isascii() and codec not in _SEVEN_BIT_CODECS:
@@ -161,6 +206,79 @@ def decode_charset(raw: bytes, charset: str | None) -> str:
         return raw.decode(codec, "replace")
     except (UnicodeError, LookupError, ValueError, TypeError):
         return raw.decode("latin-1")
+
+
+#: `charset_decoders`: the charset decodes non-ASCII text from ASCII bytes.
+SEVEN_BIT = "7bit"
+#: `charset_decoders`: a multi-byte or stateful charset; only all-ASCII
+#: input is known to read as ASCII.
+OPAQUE = "opaque"
+_decoders_cache: dict[str | None, tuple[str, ...] | str] = {}
+
+
+def _single_byte_table(codec: str) -> str | None:
+    """The 256-character decoding table of a stateless single-byte codec
+    that reads bytes 0-127 as ASCII, no other byte as ASCII, and no two
+    bytes as the same character; else None.
+
+    Only the builtin Latin-1/ASCII codecs and the stdlib's charmap codecs
+    (which decode byte by byte through a table) qualify; the table is then
+    checked rather than trusted, so EBCDIC and the like are refused.
+    """
+    if codec not in ("iso8859-1", "ascii"):
+        import codecs
+        import sys
+
+        try:
+            owner = codecs.lookup(codec).decode.__self__  # type: ignore[attr-defined]
+        except (AttributeError, LookupError):
+            return None
+        mod = sys.modules.get(type(owner).__module__)
+        table = getattr(mod, "decoding_table", None)
+        if not (isinstance(table, str) and len(table) == 256):
+            return None
+    table = bytes(range(256)).decode(codec, "replace")
+    if len(table) != 256 or table[:128] != bytes(range(128)).decode("ascii"):
+        return None
+    if any(c < "\x80" for c in table[128:]):
+        return None
+    defined = table.replace("\ufffd", "")
+    if len(set(defined)) != len(defined):  # cp1006: one character, two bytes
+        return None
+    return table
+
+
+def charset_decoders(charset: str | None) -> tuple[str, ...] | str:
+    """Which codecs `decode_charset` may use for non-ASCII bytes in *charset*.
+
+    A tuple of codec names when every one of them is "ASCII-clear" (bytes
+    0-127 always read as the same ASCII character, one for one, and no other
+    byte yields an ASCII character) and gives each character one byte form:
+    UTF-8 or a single-byte table.  Then a string in the decoded text is
+    exactly its encoded form in the input, which lets SEARCH look at bytes.
+    With two codecs the first is UTF-8, used when the input is valid UTF-8,
+    the second otherwise.  `SEVEN_BIT` for charsets like ISO-2022-JP or
+    UTF-7, `OPAQUE` for other multi-byte ones (UTF-16, Shift_JIS, GB18030).
+    Mirrors `decode_charset` branch by branch; change them together.
+    """
+    got = _decoders_cache.get(charset)
+    if got is not None:
+        return got
+    codec = _codec_for(charset or "")
+    res: tuple[str, ...] | str
+    if codec in _SEVEN_BIT_CODECS:
+        res = SEVEN_BIT
+    elif codec is None:
+        res = ("utf-8", "iso8859-1")
+    elif codec == "utf-8":
+        res = ("utf-8",) if "8" in (charset or "") else ("utf-8", "cp1252")
+    elif _single_byte_table(codec) is not None:
+        res = (codec,)
+    else:
+        res = OPAQUE
+    if len(_decoders_cache) < 512:
+        _decoders_cache[charset] = res
+    return res
 
 
 # -------------------------------------------------------------------- RFC 2047

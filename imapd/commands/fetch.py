@@ -238,7 +238,12 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes]:
                         yield from _stream_whole(stream, mailbox.size(uid), None)
                         continue
                     if spec is None:
-                        out += b"RFC822 " + _literal(msg.data)
+                        # the message as its own chunk: no copy into `out`
+                        data = msg.data  # (read before anything of the response goes out)
+                        sent_part = True
+                        yield bytes(out) + b"RFC822 {%d}\r\n" % len(data)
+                        yield data
+                        out = bytearray()
                     elif spec == "HEADER":
                         out += name.encode() + b" " + _literal(msg.header_section("HEADER"))
                     else:
@@ -253,6 +258,14 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes]:
                         yield bytes(out) + section_label(item) + b" "
                         out = bytearray()
                         yield from _stream_whole(stream, mailbox.size(uid), item.partial)
+                        continue
+                    if not sec.path and sec.spec is None and item.partial is None:
+                        # the whole message as its own chunk: no copy into `out`
+                        data = msg.data  # (read before anything of the response goes out)
+                        sent_part = True
+                        yield bytes(out) + section_label(item) + b" {%d}\r\n" % len(data)
+                        yield data
+                        out = bytearray()
                         continue
                     out += section_label(item) + b" " + _body_section(msg, item)
                 elif name == "BINARY[]":

@@ -72,6 +72,16 @@ class Candidate:
             value = self._texts["BODY"] = body_text(self.msg.data, self.msg.root).casefold()
         return value
 
+    def body_contains(self, needle: str) -> bool:
+        """`needle in folded_body()`, searched part by part in the decoded
+        bytes (mime.body_contains) unless the folded text is built already."""
+        value = self._texts.get("BODY")
+        if value is not None:
+            return needle in value
+        from ..mime import body_contains
+
+        return body_contains(self.msg.data, self.msg.root, needle)
+
     def folded_headers(self) -> str:
         value = self._texts.get("HEADERS")
         if value is None:
@@ -178,14 +188,14 @@ def compile_key(key: tuple, charset: str, session: Any, largest_seq: int) -> Mat
         needle = _charset_decode(key[1], charset).casefold()
 
         def body(c: Candidate) -> bool:
-            return needle in c.folded_body()
+            return c.body_contains(needle)
 
         return body
     if kind == "TEXT":
         needle = _charset_decode(key[1], charset).casefold()
 
         def text(c: Candidate) -> bool:
-            return needle in c.folded_headers() or needle in c.folded_body()
+            return needle in c.folded_headers() or c.body_contains(needle)
 
         return text
     if kind == "MODSEQ":

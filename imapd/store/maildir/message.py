@@ -21,6 +21,8 @@ def to_wire(data: bytes) -> bytes:
     """Whole-buffer conversion (bare LF -> CRLF, existing CRLF kept)."""
     if b"\n" not in data:
         return data
+    if b"\r" not in data:
+        return data.replace(b"\n", b"\r\n")  # the usual stored form: one pass
     return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
@@ -125,15 +127,19 @@ class CRLFReader(io.RawIOBase):
 
 def read_wire(fd: int) -> bytes:
     """The whole file in wire form."""
-    parts = []
-    pos = 0
-    while True:
-        chunk = os.pread(fd, 1 << 20, pos)
-        if not chunk:
-            break
-        parts.append(chunk)
-        pos += len(chunk)
-    return to_wire(b"".join(parts))
+    size = os.fstat(fd).st_size
+    first = os.pread(fd, size + 1, 0)  # usually all of it, in one read
+    if len(first) <= size:
+        parts = [first]
+        pos = len(first)
+        while True:
+            chunk = os.pread(fd, 1 << 20, pos)
+            if not chunk:
+                break
+            parts.append(chunk)
+            pos += len(chunk)
+        first = b"".join(parts)
+    return to_wire(first)
 
 
 def write_stored(fd: int, src: BinaryIO) -> tuple[int, int]:

@@ -46,7 +46,7 @@ _HEAD = struct.Struct("<IIQ")  # uidvalidity, count, length of the values
 _REC = struct.Struct("<IdIB")  # uid, mtime, length, kind
 RAW, MARSHAL = 0, 1
 WINDOW = 1 << 20  # bytes read at a time from the main part
-FLUSH_BYTES = 6 << 20  # pending values written out beyond this (bounds memory)
+FLUSH_BYTES = 4 << 20  # pending values written out beyond this (bounds memory)
 _ANY_TIME = -1.0e300  # "mtime unknown" in the mailbox's arrays: matches anything
 
 

@@ -280,3 +280,25 @@ def _config(text: str) -> str:
         f.write(text)
     os.chmod(path, 0o644)
     return path
+
+
+def test_commands_from_a_file_answers_to_a_file_or_dev_null(user, maildir, tmp_path):
+    """`imapd < commands.txt > answers.txt` (by hand, in scripts): a regular
+    file or /dev/null cannot be polled, and must work all the same."""
+    from harness import _demote, deliver
+
+    deliver(maildir, b"From: a@example.com\nSubject: one\n\nbody\n", user)
+    script = tmp_path / "commands.txt"
+    script.write_bytes(b"a SELECT INBOX\nb FETCH 1 (FLAGS BODY.PEEK[])\nc LOGOUT\n")
+    os.chmod(tmp_path, 0o755)
+    os.chmod(script, 0o644)
+    answers = tmp_path / "answers.txt"
+    for target in (str(answers), os.devnull):
+        with open(script, "rb") as stdin, open(target, "wb") as stdout:
+            proc = subprocess.run(IMAPD + ["--maildir", maildir], stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
+                                  env=server_env(), preexec_fn=_demote(user), timeout=30)
+        assert proc.returncode == 0 and proc.stderr == b""
+    text = answers.read_bytes()
+    assert b"* 1 FETCH (FLAGS (\\Recent) BODY[] {" in text or b"* 1 FETCH (FLAGS () BODY[] {" in text
+    assert b"Subject: one\r\n\r\nbody\r\n)" in text
+    assert text.endswith(b"c OK Logout completed\r\n")

@@ -312,23 +312,22 @@ def header_fields_key(item: FetchItem) -> str | None:
     spec = (sec.spec or "").upper()
     if spec not in _HEADER_FIELD_SPECS or not sec.fields:
         return None
-    return "hdr." + spec.lower() + "." + ",".join(sorted({f.lower() for f in sec.fields}))
+    return "hdr." + spec.lower() + "." + ",".join(sorted({f.lower() for f in sec.fields})) + ".lit"
 
 
 class _Column:
     """How one derived item of the fast path is read, built and written."""
 
-    __slots__ = ("key", "build", "wrap")
+    __slots__ = ("key", "build")
 
-    def __init__(self, key: str, build: Callable[[MessageData], bytes], wrap: Callable[[bytes], bytes]) -> None:
+    def __init__(self, key: str, build: Callable[[MessageData], bytes]) -> None:
         self.key = key
-        self.build = build  # value for a message whose value is not cached
-        self.wrap = wrap  # value -> bytes as sent
+        self.build = build  # the value as sent, for a message whose value is not cached
 
 
 def _derived_column(name: str) -> _Column:
     key, builder = _DERIVED[name]
-    return _Column(key, lambda msg: msg.derived_wire(key, builder), lambda v: v)
+    return _Column(key, lambda msg: msg.derived_wire(key, builder))
 
 
 def _header_column(item: FetchItem, key: str) -> _Column:
@@ -336,11 +335,12 @@ def _header_column(item: FetchItem, key: str) -> _Column:
     assert sec is not None
 
     def build(msg: MessageData) -> bytes:
-        value = msg.header_section(sec.spec or "", sec.fields)
-        msg.mailbox.cache_put(msg.uid, key, value)
+        value = _literal(msg.header_section(sec.spec or "", sec.fields))
+        msg.mailbox.cache_put(msg.uid, key, value)  # cached as sent: a literal
         return value
 
-    return _Column(key, build, lambda v: b"{%d}\r\n" % len(v) + v)
+    return _Column(key, build)
+
 
 
 def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], uid_cmd: bool) -> Iterator[bytes]:
@@ -409,7 +409,6 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], u
                 except NoSuchMessage:
                     missing = True
                     continue
-            values = [c.wrap(v) for c, v in zip(columns, values)]
         out += template % pick((seq, uid, fl, size, db, modseq, *values))
         if len(out) >= CHUNK:
             yield bytes(out)

@@ -10,7 +10,7 @@ from ..protocol import responses as R
 from ..protocol.commands import Store
 from ..store.base import SYSTEM_FLAGS
 from . import CommandError, Result, ok
-from .fetch import resolve_messages
+from .fetch import resolve_columns
 
 _CANONICAL = {f.lower(): f for f in SYSTEM_FLAGS}
 
@@ -34,13 +34,19 @@ def store(session: Any, cmd: Store) -> Iterator[bytes]:
     if view.readonly:
         raise CommandError("Mailbox is read-only", "READ-ONLY")
     flags = canonical_flags(cmd.flags)
-    messages = resolve_messages(session, cmd.seqset, cmd.uid)
-    live = [(seq, uid) for seq, uid in messages if uid not in view.pending_expunged]
-    changed = view.mailbox.store_flags([uid for _, uid in live], cmd.mode, flags)
-    missing = len(live) < len(messages) or len(changed) < len(live)
+    seqs, uids = resolve_columns(session, cmd.seqset, cmd.uid)
+    gone = view.pending_expunged
+    if gone:
+        pairs = [(seq, uid) for seq, uid in zip(seqs, uids) if uid not in gone]
+        missing = len(pairs) < len(uids)
+        seqs, uids = [s for s, _ in pairs], [u for _, u in pairs]
+    else:
+        missing = False
+    changed = view.mailbox.store_flags(uids, cmd.mode, flags)
+    missing = missing or len(changed) < len(uids)
     yield view.keyword_updates()  # a new keyword is announced before it is used
     if not cmd.silent:
-        for seq, uid in live:
+        for seq, uid in zip(seqs, uids):
             if uid not in changed:
                 continue
             head = b"* %d FETCH (" % seq

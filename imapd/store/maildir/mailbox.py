@@ -575,11 +575,13 @@ class MaildirMailbox(Mailbox):
         want = frozenset(normalize_flag(x) for x in flags if x.lower() != "\\recent")
         f = self._f
         codec = f.codec
-        positions = []
-        for u in uids:
-            p = self._pos(u)
-            if p >= 0:
-                positions.append(p)
+        uids = uids if isinstance(uids, list) else list(uids)
+        lo = self._pos(uids[0]) if uids else -1
+        positions: Sequence[int]
+        if lo >= 0 and self._uids[lo : lo + len(uids)].tolist() == uids:
+            positions = range(lo, lo + len(uids))  # a run of messages (STORE 1:*)
+        else:
+            positions = [p for p in map(self._pos, uids) if p >= 0]
         if not positions:
             return {}
         if mode != "remove":
@@ -588,14 +590,29 @@ class MaildirMailbox(Mailbox):
                 with f.lock:
                     f.ensure_uidlist()
                     f.keywords.create(missing)
-        result: dict[int, frozenset[str]] = {}
+        # Decide per distinct info suffix (a mailbox has few), then visit only
+        # the messages whose file must be renamed: STORE +FLAGS (\Seen) on
+        # 100,000 mostly seen messages looks at the few unseen ones only.
+        infos = self._infos
+        picked = infos[lo : lo + len(positions)] if isinstance(positions, range) else [infos[p] for p in positions]
+        renamed: set[str] = set()
+        for info in set(picked):
+            old = codec.flags(info)
+            new = want if mode == "set" else (old | want if mode == "add" else old - want)
+            if new != old and codec.build_info(info, new) != info:
+                renamed.add(info)
+        todo = list(compress(positions, map(renamed.__contains__, picked)))
+        if 1 in self._innew:
+            todo = sorted(set(todo) | {p for p in positions if self._innew[p]})
+        result: dict[int, frozenset[str]] = dict(zip((self._uids[p] for p in positions), map(codec.flags, picked)))
+        del picked
         log = len(f.boxes) > 1
         ok = f.begin_own()
         changed = 0
         retry: list[int] = []
         self._hms += 1
         ms = self._hms
-        for p in positions:
+        for p in todo:
             old_info = self._infos[p]
             old = codec.flags(old_info)
             new = want if mode == "set" else (old | want if mode == "add" else old - want)
@@ -625,6 +642,7 @@ class MaildirMailbox(Mailbox):
             found = self._relocate()
             for p in retry:
                 if self._bases[p] not in found:
+                    result.pop(self._uids[p], None)
                     continue  # vanished: the next sync reports it
                 old_info = self._infos[p]
                 old = codec.flags(old_info)
@@ -639,6 +657,7 @@ class MaildirMailbox(Mailbox):
                             dst_dir_fd=f.cur_fd,
                         )
                     except FileNotFoundError:
+                        result.pop(self._uids[p], None)
                         continue
                     self._infos[p] = new_info
                     self._innew[p] = 0

@@ -730,12 +730,23 @@ class MaildirMailbox(Mailbox):
             try:
                 with f.lock:
                     ul = f.uidlist
+                    # reading the list we already reflect teaches the view
+                    # nothing: then it must not count as others' changes
+                    # (that would make the next sync list 100,000 files)
+                    st0 = ul.stat()
+                    known = st0 is not None and (
+                        (ul.loaded and ul.changes == self._ul_changes
+                         and ul.ident == (st0.st_dev, st0.st_ino) and ul.offset == st0.st_size)
+                        or self._synced_ul == (st0.st_dev, st0.st_ino, st0.st_size, st0.st_mtime_ns)
+                    )
                     if not ul.loaded:
                         ul.load()
                     else:
                         ul.refresh()
                     if ul.ident is not None:
                         ul.rewrite(drop=drop)
+                    if known:
+                        self._ul_changes = ul.changes
             except OSError as exc:
                 # The files are gone, which is what was asked; on a full disk
                 # the shorter list may not fit yet.  Records without files

@@ -73,11 +73,16 @@ class Candidate:
         return value
 
     def body_contains(self, needle: str) -> bool:
-        """`needle in folded_body()`, searched part by part in the decoded
-        bytes (mime.body_contains) unless the folded text is built already."""
+        """`needle in folded_body()`: the first body key of a search looks in
+        the decoded parts directly (mime.body_contains, no text built); a
+        second one builds the folded text once, so that thousands of body
+        keys in one search cost one decoding per message, not thousands."""
         value = self._texts.get("BODY")
         if value is not None:
             return needle in value
+        if self._texts.get("BODY-SEEN"):
+            return needle in self.folded_body()
+        self._texts["BODY-SEEN"] = True
         from ..mime import body_contains
 
         return body_contains(self.msg.data, self.msg.root, needle)

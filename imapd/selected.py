@@ -141,14 +141,7 @@ class SelectedView:
                 return []
             runs = [(bisect_left(uids, a), bisect_right(uids, b)) for a, b in _merged(seqset.resolved(uids[-1]))]
             return [(lo, hi) for lo, hi in runs if lo < hi]
-        count = len(uids)
-        if count == 0:
-            raise ValueError("no messages in mailbox")
-        ranges = seqset.resolved(count)
-        for _, b in ranges:
-            if b > count:
-                raise ValueError(f"message number {b} out of range (mailbox has {count})")
-        return [(a - 1, b) for a, b in _merged(ranges)]
+        return [(a - 1, b) for a, b in seqset.message_ranges(len(uids))]
 
     def close(self) -> None:
         self.mailbox.close()

@@ -59,16 +59,21 @@ class SeqSet:
 
         Raises ValueError if a number is beyond `count` (RFC 9051 §6.4.4: the
         client referenced a message that does not exist)."""
+        out: list[int] = []
+        for a, b in self.message_ranges(count):
+            out.extend(range(a, b + 1))
+        return out
+
+    def message_ranges(self, count: int) -> list[tuple[int, int]]:
+        """`message_numbers` as ordered, merged (low, high) ranges: what a
+        whole-mailbox command walks without a number per message."""
         if count == 0:
             raise ValueError("no messages in mailbox")
         ranges = self.resolved(count)
-        for a, b in ranges:
+        for _, b in ranges:
             if b > count:
                 raise ValueError(f"message number {b} out of range (mailbox has {count})")
-        out: list[int] = []
-        for a, b in _merged(ranges):
-            out.extend(range(a, b + 1))
-        return out
+        return _merged(ranges)
 
     def select_uids(self, uids: Sequence[int]) -> list[int]:
         """The members of the ascending `uids` that the set names as UIDs.

@@ -66,7 +66,7 @@ def _fast(v: bytes) -> list[Address] | None:
             out.append([None, None, local2, domain2])
         elif plain is not None:
             plain = plain.rstrip()
-            if b"  " in plain or b"\t" in plain:
+            if 9 in plain or plain.find(b"  ") >= 0:  # TAB, or a run of spaces
                 plain = _WSRUN_RE.sub(b" ", plain)
             out.append([plain, None, local, domain])
         else:
@@ -142,7 +142,7 @@ def _tokenize(v: bytes) -> tuple[list[Token], list[Comment]]:
         pos = m.end()
         q = m.group(2)
         if q is not None:
-            if b"\\" in q:
+            if 92 in q:  # a backslash
                 q = _UNESCAPE_RE.sub(rb"\1", q)
             toks.append((_QUOTED, q, space))
         elif m.group(4) is not None:
@@ -323,22 +323,40 @@ def _fix_nul(addrs: list[Address]) -> list[Address]:
     for a in addrs:
         for k in range(4):
             s = a[k]
-            if s is not None and b"\x00" in s:
+            if s is not None and 0 in s:
                 a[k] = s.replace(b"\x00", b"\xef\xbf\xbd")
     return addrs
 
 
-def parse_address_list(v: bytes) -> list[Address] | None:
-    """Parse an unfolded address header value; None when it holds no address.
+# Parsed address fields by raw value.  The same values come back message
+# after message (the user's own address in To:, regular correspondents in
+# From:), so most fields are parsed once per mailbox.  Results are kept as
+# tuples and handed out as fresh lists, which callers are free to change.
+# Bounded; long values (big Cc lists) are rarely repeated and not kept.
+_ADDRESS_CACHE: dict[bytes, tuple[tuple[bytes | None, ...], ...]] = {}
+_CACHE_MAX = 2048
+_CACHE_VALUE_MAX = 256
+
+
+def parse_address_list(v: bytes | None) -> list[Address] | None:
+    """Parse an unfolded address header value; None when it holds no address
+    (or *v* is None: the field is absent).
 
     Never raises: whatever cannot be understood becomes placeholders (see
     the module docstring) rather than an error.
     """
     if not v:
         return None
+    hit = _ADDRESS_CACHE.get(v)
+    if hit is not None:
+        return list(map(list, hit)) or None
     res = _fast(v)
     if res is None:
         res = _full(v)
-        if b"\x00" in v:
+        if 0 in v:  # NUL
             _fix_nul(res)
+    if len(v) <= _CACHE_VALUE_MAX:
+        if len(_ADDRESS_CACHE) >= _CACHE_MAX:
+            _ADDRESS_CACHE.clear()
+        _ADDRESS_CACHE[v] = tuple(map(tuple, res))
     return res or None

@@ -77,13 +77,12 @@ def _body(data: bytes, p: Part, ext: bool, rev2: bool) -> list[Any]:
         return out
     mt = p.maintype
     text = mt == "text"
-    if p.type_raw is not None:
-        out = [p.type_raw, p.subtype_raw]
-    else:
-        out = [mt, p.subtype]
-    out += [
+    cte = p.cte
+    out = [
+        p.type_raw if p.type_raw is not None else mt,
+        p.subtype_raw if p.type_raw is not None else p.subtype,
         _params(p.param_list, text), p.content_id, p.description,
-        p.cte if p.cte is not None else "7bit", p.end - p.body_start,
+        cte if cte is not None else "7bit", p.end - p.body_start,
     ]
     msg = p.message
     if msg is not None and (rev2 or p.subtype == "rfc822"):

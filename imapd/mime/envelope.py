@@ -29,7 +29,6 @@ ENVELOPE_FIELDS = (
     b"date", b"subject", b"from", b"sender", b"reply-to",
     b"to", b"cc", b"bcc", b"in-reply-to", b"message-id",
 )
-_ADDRESS = frozenset({2, 3, 4, 5, 6, 7})
 
 
 def envelope(data: bytes, part: Part) -> list[Any]:
@@ -49,20 +48,16 @@ def envelope(data: bytes, part: Part) -> list[Any]:
 
 
 def _envelope(data: bytes, part: Part) -> list[Any]:
-    found = part.wanted_fields(data)
-    out: list[Any] = []
-    for i, name in enumerate(ENVELOPE_FIELDS):
-        f = found.get(name)
-        if f is None:
-            out.append(None)
-        elif i in _ADDRESS:
-            # an empty address field is NIL, but Sender/Reply-To then still
-            # default to From (RFC 3501: "absent ... or present but empty")
-            out.append(parse_address_list(f))
-        else:
-            out.append(f)
-    if out[3] is None:
-        out[3] = out[2]
-    if out[4] is None:
-        out[4] = out[2]
-    return out
+    get = part.wanted_fields(data).get
+    from_ = parse_address_list(get(b"from"))
+    # an empty address field is NIL, but Sender/Reply-To then still default
+    # to From (RFC 3501: "absent ... or present but empty")
+    sender = parse_address_list(get(b"sender"))
+    reply_to = parse_address_list(get(b"reply-to"))
+    return [
+        get(b"date"), get(b"subject"), from_,
+        sender if sender is not None else from_,
+        reply_to if reply_to is not None else from_,
+        parse_address_list(get(b"to")), parse_address_list(get(b"cc")),
+        parse_address_list(get(b"bcc")), get(b"in-reply-to"), get(b"message-id"),
+    ]

@@ -12,6 +12,8 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker
 if TYPE_CHECKING:
     from typing import Any
 
+from itertools import chain
+
 from .headers import Field, Params, decode_params, header_end, scan_header, split_fields
 
 __all__ = ["Part", "count_lines", "entity_lines"]
@@ -208,27 +210,33 @@ class Part:
         """The whole tree as nested tuples of ints/bytes/None (marshal-able).
 
         Header fields are not kept: they are cheap to re-split from the
-        message when a HEADER.FIELDS fetch needs them.
+        message when a HEADER.FIELDS fetch needs them.  Trailing None fields
+        are left out (most parts have no extension fields at all).
         """
         plist = self.param_list
-        flat = tuple(x for kv in plist for x in kv) if plist else None
         dp = self.disposition_params
-        dflat = tuple(x for kv in dp for x in kv) if dp else None
-        kids = tuple(c.to_cache() for c in self.children) if self.children is not None else None
-        msg = self.message.to_cache() if self.message is not None else None
-        # the effective type is stored only when it was defaulted (no
-        # Content-Type): 0 text/plain, 1 message/rfc822
-        dflt = 1 if (self.type_raw is None and self.maintype == _MESSAGE) else 0
-        value = [
-            self.start, self.body_start, self.end, self.lines, dflt,
-            self.type_raw, self.subtype_raw, flat, self.cte, kids, msg, self.content_id,
-            self.description, self.md5, self.disposition, dflat,
-            tuple(self.language) if self.language is not None else None,
+        kids = self.children
+        msg = self.message
+        lang = self.language
+        value = (
+            self.start, self.body_start, self.end, self.lines,
+            # the effective type is stored only when it was defaulted (no
+            # Content-Type): 0 text/plain, 1 message/rfc822
+            1 if (self.type_raw is None and self.maintype == _MESSAGE) else 0,
+            self.type_raw, self.subtype_raw,
+            tuple(chain.from_iterable(plist)) if plist else None,  # (name, value) pairs, flat
+            self.cte,
+            tuple([c.to_cache() for c in kids]) if kids is not None else None,
+            msg.to_cache() if msg is not None else None,
+            self.content_id, self.description, self.md5, self.disposition,
+            tuple(chain.from_iterable(dp)) if dp else None,
+            tuple(lang) if lang is not None else None,
             self.location,
-        ]
-        while value[-1] is None:  # most parts have no extension fields
-            value.pop()
-        return tuple(value)
+        )
+        n = _EXTENSIONS_AT if value[_EXTENSIONS_AT:] == _NO_EXTENSIONS else _CACHE_FIELDS
+        while value[n - 1] is None:
+            n -= 1
+        return value[:n]
 
     @classmethod
     def from_cache(cls, value: Any) -> Part:
@@ -267,6 +275,8 @@ class Part:
 
 
 _CACHE_FIELDS = 18  # length of a full to_cache() tuple
+_EXTENSIONS_AT = 11  # where the extension fields (Content-ID...) start in it
+_NO_EXTENSIONS = (None,) * (_CACHE_FIELDS - _EXTENSIONS_AT)
 
 
 def _body_lines(data: bytes, p: Part) -> int:

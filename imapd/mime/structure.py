@@ -23,7 +23,7 @@ broken message into the same parts):
   §5.2): text/plain, or message/rfc822 inside multipart/digest.
 
 Speed: bodies are never looked at byte by byte in Python.  Delimiters are
-found with ``bytes.find`` on the whole ``--boundary`` (see `_Scanner`), the
+found with ``bytes.find`` hops and searches (see `_Scanner`), the
 header with one regex pass over the fields that matter (`scan_header`), and
 lines are counted only where BODYSTRUCTURE shows them (text/*, message/*).
 Nesting deeper than `MAX_DEPTH` is served as opaque leaves instead of being
@@ -65,57 +65,27 @@ Hit = tuple[int, int, int, int, bool]
 
 
 _HEADER_WINDOW = 8192  # part headers longer than this take the careful path
-_DASH_HOPS = 8  # lines with a "-" tried one by one before a substring search
+_DASH_HOPS = 8  # lines starting with "-" tried one by one before a substring search
 
 
 class _Scanner:
-    """Finds delimiter lines, remembering where each boundary occurs next.
+    """Finds delimiter lines: the first line at or after a position that
+    starts with ``--`` + any of the active boundaries.
 
-    ``bytes.find`` with the whole ``--boundary`` as needle skips through a
-    body far faster than looking at every line start (CPython searches short,
-    frequent needles such as ``b"\\n--"`` byte by byte).  The parse moves
-    forward, so the next occurrence of each boundary is cached and a body is
-    scanned for each boundary only once.
+    All active boundaries are looked for in one pass, which stops at the
+    first delimiter of any of them, so each byte of a message is scanned
+    about once however deep the multiparts nest.
     """
 
-    __slots__ = ("data", "n", "cache", "lf_form")
-
-    # cache: needle -> (from, first line-start occurrence at/after from or -1)
+    __slots__ = ("data", "n", "lf_form")
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.n = len(data)
-        self.cache: dict[bytes, tuple[int, int]] = {}
         # wire form has CRLF everywhere; if the first line ends in a bare LF
         # the message slipped through unconverted: accept LF blank lines
         lf = data.find(b"\n")
         self.lf_form = lf > 0 and data[lf - 1] != 13
-
-    def _find_line(self, needle: bytes, pos: int) -> int:
-        """First line starting with *needle* at or after line start *pos*.
-
-        While dashes are rare (base64, most plain text) hopping from "-" to
-        "-" with memchr is the fastest way through a body; after a few lines
-        that have dashes but are no delimiter, a substring search for
-        ``LF + needle`` takes over, which CPython speeds up with skips.
-        """
-        data = self.data
-        if data.startswith(needle, pos):
-            return pos
-        find = data.find
-        i = pos
-        for _ in range(_DASH_HOPS):
-            j = find(b"-", i)
-            if j < 0:
-                return -1
-            if data[j - 1] == 10 and data.startswith(needle, j):
-                return j
-            k = find(b"\n", j)  # no delimiter can start before the next line
-            if k < 0:
-                return -1
-            i = k + 1
-        p = find(b"\n" + needle, i - 1)
-        return p + 1 if p >= 0 else -1
 
     def next_delim(self, pos: int, active: list[bytes]) -> Hit | None:
         """The first delimiter line at/after line start *pos*.
@@ -123,29 +93,45 @@ class _Scanner:
         *active* holds the ``--boundary`` needles of the enclosing multiparts,
         outermost first.  Among needles matching the same line the longest
         wins, then the innermost (a boundary only has to be a prefix).
+
+        Where dashes are rare (base64, much plain text) hopping from "-" to
+        "-" with memchr is the fastest way through a body.  A dash inside a
+        line means text with hyphens, and so do a few lines starting with a
+        dash that are no delimiter: then a substring search for ``LF +
+        needle`` takes over, which CPython speeds up with skips.
         """
-        cache = self.cache
-        best = -1
-        for nd in active:
-            c = cache.get(nd)
-            if c is not None and c[0] <= pos and (c[1] < 0 or c[1] >= pos):
-                p = c[1]  # no occurrence between c[0] and c[1]
-            else:
-                p = self._find_line(nd, pos)
-                cache[nd] = (pos, p)
-            if p >= 0 and (best < 0 or p < best):
-                best = p
-        if best < 0:
-            return None
         data = self.data
-        ls = best
-        if ls == pos:
-            ds = ls
-        elif ls - 2 >= pos and data[ls - 2] == 13:
-            ds = ls - 2
-        else:
-            ds = ls - 1
+        find = data.find
+        i = pos
+        for _ in range(_DASH_HOPS):
+            j = find(b"-", i)
+            if j < 0:
+                return None
+            if j != pos and data[j - 1] != 10:  # *pos* is a line start itself
+                i = j + 1  # no delimiter line starts before the next line
+                break
+            if data[j + 1:j + 2] == b"-":  # every needle starts with "--"
+                hit = self._delim_at(j, pos, active)
+                if hit is not None:
+                    return hit
+            k = find(b"\n", j)  # no delimiter can start before the next line
+            if k < 0:
+                return None
+            i = k + 1
+        best = -1
+        for nd in reversed(active):  # inner boundaries tend to come first
+            # only a line before the best so far can win: search no further
+            p = find(b"\n" + nd, i - 1, best + len(nd) if best >= 0 else self.n)
+            if p >= 0:
+                best = p + 1
+        return self._delim_at(best, pos, active) if best >= 0 else None
+
+    def _delim_at(self, ls: int, pos: int, active: list[bytes]) -> Hit | None:
+        """The delimiter on the line starting at *ls*, None if it is none."""
+        data = self.data
         if len(active) == 1:
+            if not data.startswith(active[0], ls):
+                return None
             bi = 0
             blen = len(active[0])
         else:
@@ -158,9 +144,18 @@ class _Scanner:
                     bi = k
                     blen = len(nd)
                 k -= 1
+            if bi < 0:
+                return None
+        if ls == pos:
+            ds = ls
+        elif ls - 2 >= pos and data[ls - 2] == 13:
+            ds = ls - 2
+        else:
+            ds = ls - 1
         end = ls + blen
         le = data.find(b"\n", end)
-        return (bi, ds, ls, self.n if le < 0 else le + 1, data.startswith(b"--", end))
+        # (a slice compare is cheaper than startswith's argument parsing)
+        return (bi, ds, ls, self.n if le < 0 else le + 1, data[end:end + 2] == b"--")
 
 
 # Parsed Content-Type / Content-Transfer-Encoding values by raw value.  Leaf
@@ -174,8 +169,9 @@ _CTE_CACHE: dict[bytes, bytes | None] = {}
 _CACHE_MAX = 2048
 _MISSING: Any = object()
 # Whole part headers (of parts inside a multipart, without a boundary of
-# their own) -> everything parsed from them.  The values are immutable or
-# treated as read-only, so parts may share them.
+# their own, ended by a blank line and with no line starting with "--")
+# -> everything parsed from them.  The values are immutable or treated as
+# read-only, so parts may share them.
 _PART_CACHE: dict[bytes, tuple[Any, ...]] = {}
 _PART_HEADER_MAX = 1024
 
@@ -278,28 +274,44 @@ def _entity(
     depth: int,
     hit: Hit | None = None,
     hit_known: bool = False,
+    origin: int = -1,
 ) -> tuple[Part, Hit | None]:
     """Parse the entity at *start*; return it and the delimiter that ended it.
 
     With *hit_known* the caller passes in *hit*, the next delimiter for the
-    same active boundaries, so it is not searched for again.
+    same active boundaries, so it is not searched for again.  A message
+    encapsulated in a multipart's part gets *origin* instead: the body start
+    of the outermost message/rfc822 part around it.  It searches from there
+    if it needs the delimiter at all (the search that part would have made:
+    where a delimiter's line break starts depends on where the search does).
     """
     data = sc.data
     n = sc.n
     lf_form = sc.lf_form
     hdr_end = body_start = -1
+    key = None  # a part header worth caching (see _PART_CACHE)
+    state = None  # its parse, if seen before
+    deferred = False  # the delimiter search waits until the header is read
     if not hit_known and active:
         window = start + _HEADER_WINDOW
         hdr_end, body_start = find_header_end(data, start, window if window < n else n, lf_form)
-        if (hdr_end != body_start and not data.startswith(b"--", start)
-                and data.find(b"\n--", start, body_start) < 0):
+        if hdr_end != body_start and in_multipart and 0 < hdr_end - start <= _PART_HEADER_MAX:
+            # mailers write the same few part headers again and again
+            key = data[start:hdr_end]
+            state = _PART_CACHE.get(key)
+        if state is not None or (
+            hdr_end != body_start and data[start:start + 2] != b"--"
+            and data.find(b"\n--", start, body_start) < 0
+        ):
             # The usual case: a blank line, and no line of the header starts
-            # with "--", so the header is whole and the delimiter search
-            # starts at the body (not hopping over Content-* names' dashes).
-            hit = sc.next_delim(body_start, active)
+            # with "--" (true of every cached header), so the header is whole
+            # and the delimiter search can start at the body (not hopping
+            # over Content-* names' dashes), once the header is read.
+            deferred = True
         else:
-            hit = sc.next_delim(start, active)
+            hit = sc.next_delim(start if in_multipart else origin, active)
             hdr_end = -1  # a delimiter may cut the header: see below
+            key = None
     if hdr_end < 0:
         if hit is not None:
             limit = hit[2]  # the blank line may run up to the delimiter line
@@ -311,31 +323,31 @@ def _entity(
     # without a blank line there is no body at all
     no_body = hdr_end == body_start
     part = Part(start, body_start, body_start)
-    if in_multipart and 0 < hdr_end - start <= _PART_HEADER_MAX:
-        # a part header: mailers write the same few again and again
-        key = data[start:hdr_end]
-        state = _PART_CACHE.get(key)
-        if state is not None:
-            (part.first, part.type_raw, part.subtype_raw, part.maintype, part.subtype,
-             part.param_list, part.cte, part.content_id, part.description, part.md5,
-             part.disposition, part.disposition_params, part.language, part.location) = state
-            boundary = None
-        else:
-            found = part.first = scan_header(data, start, hdr_end)
-            boundary = _apply_fields(data, part, found, True) if found else None
-            if boundary is None:
-                if len(_PART_CACHE) >= _CACHE_MAX:
-                    _PART_CACHE.clear()
-                _PART_CACHE[key] = (
-                    found, part.type_raw, part.subtype_raw, part.maintype, part.subtype,
-                    part.param_list, part.cte, part.content_id, part.description, part.md5,
-                    part.disposition, part.disposition_params, part.language, part.location)
+    if state is not None:
+        (part.first, part.type_raw, part.subtype_raw, part.maintype, part.subtype,
+         part.param_list, part.cte, part.content_id, part.description, part.md5,
+         part.disposition, part.disposition_params, part.language, part.location) = state
+        boundary = None
     else:
         found = part.first = scan_header(data, start, hdr_end) if hdr_end > start else {}
         boundary = _apply_fields(data, part, found, in_multipart) if found else None
+        if key is not None and boundary is None:
+            if len(_PART_CACHE) >= _CACHE_MAX:
+                _PART_CACHE.clear()
+            _PART_CACHE[key] = (
+                found, part.type_raw, part.subtype_raw, part.maintype, part.subtype,
+                part.param_list, part.cte, part.content_id, part.description, part.md5,
+                part.disposition, part.disposition_params, part.language, part.location)
     if part.type_raw is None and digest_child:
         part.maintype, part.subtype = _MESSAGE, "rfc822"
     mt = part.maintype
+    nested = depth < MAX_DEPTH and (
+        boundary is not None or (mt == _MESSAGE and _encapsulates(part)))
+    if deferred and not nested:
+        # (a multipart with a boundary finds its own delimiters, and the
+        # outer one that ends it among them, and an encapsulated message
+        # searches for itself: searching here would scan their bodies twice)
+        hit = sc.next_delim(body_start if in_multipart else origin, active)
 
     if no_body:
         if mt == _TEXT:
@@ -374,7 +386,11 @@ def _entity(
             children.append(child)
 
     if mt == _MESSAGE and depth < MAX_DEPTH and _encapsulates(part):
-        msg, h = _entity(sc, body_start, active, False, False, depth + 1, hit, True)
+        if deferred:  # the encapsulated message finds its own end
+            msg, h = _entity(sc, body_start, active, False, False, depth + 1,
+                             origin=body_start if in_multipart else origin)
+        else:
+            msg, h = _entity(sc, body_start, active, False, False, depth + 1, hit, True)
         part.message = msg
         part.end = msg.end
         part.lines = entity_lines(data, msg)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
-    from typing import Iterable
+    from typing import Any, Callable, Iterable
 
 _QUOTABLE = re.compile(rb'[^\x00\r\n\x80-\xff]*')
 # a byte that keeps a string from being sent quoted as it is: CR, LF, NUL
@@ -66,17 +66,35 @@ def nstring(data: bytes | str | None) -> bytes:
 def encode(value: object) -> bytes:
     """Any IMAP value (see module docstring) to bytes."""
     if type(value) is list:
-        return _encode_list(value)
+        out: list[bytes] = []
+        _encode_list(value, out.append, _QUOTED_CACHE.get)
+        return b"".join(out)
     return _encode_other(value)
 
 
-def _encode_list(value: list[object] | tuple[object, ...]) -> bytes:
-    """A parenthesised list.
+# Encoded form of strings already seen.  ENVELOPE and BODYSTRUCTURE repeat the
+# same short strings endlessly ("text", "plain", "charset", "UTF-8", "base64",
+# the user's own address...); a dict lookup is much cheaper than checking
+# and quoting each again.  Bounded; only short ``bytes`` (never subclasses
+# such as `Literal`, which are encoded differently) are kept.
+_QUOTED_CACHE: dict[bytes, bytes] = {}
+_QUOTED_MAX = 4096
+_QUOTED_LEN = 64
+
+
+def _encode_list(
+    value: list[Any] | tuple[Any, ...],
+    append: Callable[[bytes], None],
+    cached: Callable[[bytes], bytes | None],
+) -> None:
+    """A parenthesised list, handed piece by piece to *append*.
 
     This is the hot path of FETCH ENVELOPE/BODYSTRUCTURE (dozens of strings
     and NILs per message), so the common item types are handled inline and
     tested by exact type; anything else (subclasses such as `Atom` and
-    `Literal`, bool, errors) goes through `_encode_other`.
+    `Literal`, bool, errors) goes through `_encode_other`.  *append* and
+    *cached* (`_QUOTED_CACHE.get`) are passed down rather than looked up
+    again for every nested list.
 
     IMAP writes repeated parenthesised items with no space between them
     where the grammar says 1*X: the addresses of an ENVELOPE field
@@ -84,35 +102,40 @@ def _encode_list(value: list[object] | tuple[object, ...]) -> bytes:
     (1*body SP subtype), NAMESPACE entries.  Those are exactly the lists at
     the start of a list; everything after them is separated by SP.
     """
-    parts: list[bytes] = []
-    append = parts.append
-    lead = -1  # how many lists the list starts with; known at the first non-list
+    append(b"(")
+    sep = False  # a SP goes before the next item
+    lead = True  # every item so far was a list
     for item in value:
-        t = type(item)
-        if t is bytes:
-            if len(item) <= MAX_QUOTED and _NOT_PLAIN(item) is None:
-                append(b'"%s"' % item)
-            else:
-                append(quoted_or_literal(item))
-        elif item is None:
-            append(b"NIL")
-        elif t is list or t is tuple:
-            append(_encode_list(item))
-            continue
-        elif t is int:
-            append(b"%d" % item)
-        elif isinstance(item, (list, tuple)):
-            append(_encode_list(item))
-            continue
+        if item is None:
+            append(b" NIL" if sep else b"NIL")
         else:
-            append(_encode_other(item))
-        if lead < 0:
-            lead = len(parts) - 1
-    if lead < 0:  # empty, or lists only
-        return b"(%s)" % b"".join(parts)
-    if lead < 2:
-        return b"(%s)" % b" ".join(parts)
-    return b"(%s %s)" % (b"".join(parts[:lead]), b" ".join(parts[lead:]))
+            t = type(item)
+            if t is bytes:
+                q = cached(item)
+                if q is None:
+                    q = quoted_or_literal(item)
+                    if len(item) <= _QUOTED_LEN:
+                        if len(_QUOTED_CACHE) >= _QUOTED_MAX:
+                            _QUOTED_CACHE.clear()
+                        _QUOTED_CACHE[item] = q
+                if sep:
+                    append(b" ")
+                append(q)
+            elif t is int:
+                append(b" %d" % item if sep else b"%d" % item)
+            elif t is list or t is tuple or isinstance(item, (list, tuple)):
+                if not lead:
+                    append(b" ")
+                _encode_list(item, append, cached)
+                sep = True
+                continue
+            else:
+                if sep:
+                    append(b" ")
+                append(_encode_other(item))
+        sep = True
+        lead = False
+    append(b")")
 
 
 def _encode_other(value: object) -> bytes:
@@ -132,7 +155,9 @@ def _encode_other(value: object) -> bytes:
     if isinstance(value, int):
         return b"%d" % value
     if isinstance(value, (list, tuple)):
-        return _encode_list(value)
+        out: list[bytes] = []
+        _encode_list(value, out.append, _QUOTED_CACHE.get)
+        return b"".join(out)
     raise TypeError(f"cannot encode {type(value).__name__} as an IMAP value")
 
 

@@ -238,11 +238,9 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes]:
                         yield from _stream_whole(stream, mailbox.size(uid), None)
                         continue
                     if spec is None:
-                        # the message as its own chunk: no copy into `out`
-                        data = msg.data  # (read before anything of the response goes out)
+                        data = msg.data  # read before anything of the response goes out
                         sent_part = True
-                        yield bytes(out) + b"RFC822 {%d}\r\n" % len(data)
-                        yield data
+                        yield from _whole(out, b"RFC822", data)
                         out = bytearray()
                     elif spec == "HEADER":
                         out += name.encode() + b" " + _literal(msg.header_section("HEADER"))
@@ -260,11 +258,9 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes]:
                         yield from _stream_whole(stream, mailbox.size(uid), item.partial)
                         continue
                     if not sec.path and sec.spec is None and item.partial is None:
-                        # the whole message as its own chunk: no copy into `out`
-                        data = msg.data  # (read before anything of the response goes out)
+                        data = msg.data  # read before anything of the response goes out
                         sent_part = True
-                        yield bytes(out) + section_label(item) + b" {%d}\r\n" % len(data)
-                        yield data
+                        yield from _whole(out, section_label(item), data)
                         out = bytearray()
                         continue
                     out += section_label(item) + b" " + _body_section(msg, item)
@@ -418,6 +414,13 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], u
     if missing:
         return Result("NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED")
     return ok("FETCH completed" if not uid_cmd else "UID FETCH completed")
+
+
+def _whole(out: bytearray, label: bytes, data: bytes) -> Iterator[bytes]:
+    """The response so far with `label {n}`, then the message as its own
+    chunk (no copy into `out`)."""
+    yield bytes(out) + label + b" {%d}\r\n" % len(data)
+    yield data
 
 
 def _modseq(mailbox: Any, uid: int) -> int:

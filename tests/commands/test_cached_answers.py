@@ -21,12 +21,6 @@ def _mail(n: int) -> bytes:
             f"body {n}\r\n").encode()
 
 
-def _session(root: str) -> Session:
-    s = Session(config.defaults(), user="tester", store_opener=lambda _u: open_store(root))
-    _run(s, b"s SELECT INBOX")
-    return s
-
-
 def _run(s: Session, line: bytes) -> bytes:
     s.receive(line + b"\r\n")
     s.pump()

@@ -416,6 +416,151 @@ def test_inotify_sync_skips_unchanged_cur(maildir, monkeypatch):
     s.close()
 
 
+def _uidlist_records(maildir):
+    """(uid, base) of every record in dovecot-uidlist."""
+    lines = open(os.path.join(maildir, "dovecot-uidlist")).read().splitlines()[1:]
+    return [(int(ln.split()[0]), ln.split(":", 1)[1]) for ln in lines]
+
+
+def _idle_box(maildir, count=3):
+    """A watched INBOX with `count` messages, synced once after a delivery
+    (so both directories were listed since the watch was armed)."""
+    s = open_store(maildir)
+    for i in range(count):
+        append(s, "INBOX", msg(i))
+    mb = s.open("INBOX")
+    fds = mb.watch_fds()
+    assert fds
+    deliver(maildir, msg(100))
+    assert _wait_events(fds)
+    mb.drain_watch()
+    assert mb.sync().added == [count + 1]
+    return s, mb, fds
+
+
+def test_delivery_in_idle_numbers_without_reading_the_list(maildir, monkeypatch):
+    """A delivery to a watched mailbox whose view is the whole uidlist is
+    numbered by appending to the list: neither cur/ nor the list's records
+    are read again, and the result is what a fresh process sees."""
+    from imapd.store.maildir import mailbox as mbmod
+    from imapd.store.maildir import uidlist as ulmod
+
+    s, mb, fds = _idle_box(maildir)
+    listed, reads = [], []
+    scan, read_from = mbmod._scan_dir, ulmod.UidList._read_from
+    monkeypatch.setattr(mbmod, "_scan_dir", lambda fd: listed.append(fd == mb._f.cur_fd) or scan(fd))
+
+    def spy_read(self, fd, offset, st, records):
+        reads.append(offset)
+        return read_from(self, fd, offset, st, records)
+
+    monkeypatch.setattr(ulmod.UidList, "_read_from", spy_read)
+    names = []
+    for k in range(3):
+        names.append(deliver(maildir, msg(200 + k)))
+        assert _wait_events(fds)
+        mb.drain_watch()
+        assert mb.sync().added == [5 + k]
+    assert listed == [False, False, False] and reads == []
+    assert mb.flags(7) == frozenset() and mb.read(7).startswith(b"From: a@example.com\r\n")
+    assert os.listdir(os.path.join(maildir, "new")) == []
+    records = _uidlist_records(maildir)
+    assert records[-3:] == list(zip([5, 6, 7], names))
+    assert len({b for _, b in records}) == len(records)
+    mb.close()
+    s.close()
+    fresh = open_store(maildir, use_inotify=False)
+    box = fresh.open("INBOX")
+    assert list(box.uids()) == [1, 2, 3, 4, 5, 6, 7]
+    assert box.read(6) == msg(201).replace(b"\n", b"\r\n")
+    box.close()
+    fresh.close()
+
+
+def test_delivery_in_idle_numbered_by_another_process_meanwhile(maildir, monkeypatch):
+    """Another process numbers and moves the delivered file between our
+    listing of new/ and our taking the lock: we show its UID, never a second one."""
+    from imapd.store.maildir import mailbox as mbmod
+
+    s, mb, fds = _idle_box(maildir)
+    other = open_store(maildir, use_inotify=False)
+    scan = mbmod._scan_dir
+    seen = []
+
+    def racing_scan(fd):
+        found = scan(fd)
+        if fd == mb._f.new_fd and not seen:
+            seen.append(other.open("INBOX"))  # numbers the file and moves it to cur/
+        return found
+
+    monkeypatch.setattr(mbmod, "_scan_dir", racing_scan)
+    name = deliver(maildir, msg(300))
+    assert _wait_events(fds)
+    mb.drain_watch()
+    assert mb.sync().added == [5]
+    assert list(seen[0].uids()) == [1, 2, 3, 4, 5]
+    records = _uidlist_records(maildir)
+    assert [u for u, b in records if b == name] == [5] and len(records) == 5
+    seen[0].close()
+    other.close()
+    mb.close()
+    s.close()
+
+
+def test_delivery_in_idle_taken_to_cur_by_mutt_meanwhile(maildir, monkeypatch):
+    """mutt moves the delivered file to cur/ (marking it seen) after our
+    listing of new/: the message appears once, with mutt's flags."""
+    from imapd.store.maildir import mailbox as mbmod
+
+    s, mb, fds = _idle_box(maildir)
+    scan = mbmod._scan_dir
+    moved = []
+
+    def racing_scan(fd):
+        found = scan(fd)
+        if fd == mb._f.new_fd and found[0] and not moved:
+            base = next(iter(found[0]))
+            os.rename(os.path.join(maildir, "new", base), os.path.join(maildir, "cur", base + ":2,S"))
+            moved.append(base)
+        return found
+
+    monkeypatch.setattr(mbmod, "_scan_dir", racing_scan)
+    deliver(maildir, msg(400))
+    assert _wait_events(fds)
+    mb.drain_watch()
+    assert mb.sync().added == [5]
+    assert mb.flags(5) == {"\\Seen"}
+    records = _uidlist_records(maildir)
+    assert [u for u, b in records if b == moved[0]] == [5] and len(records) == 5
+    time.sleep(0.05)
+    mb.drain_watch()
+    assert not mb.sync()
+    mb.close()
+    s.close()
+
+
+def test_delivery_in_idle_reusing_a_recorded_name_gets_no_second_uid(maildir):
+    """A file whose base name the list still records (its message was
+    removed by someone else, the record not yet dropped) shows up in new/
+    again: it must not be given a second UID in the list."""
+    s, mb, fds = _idle_box(maildir)
+    base = dict(_uidlist_records(maildir))[1]
+    gone = [n for n in cur_files(maildir) if n.split(":")[0] == base]
+    os.unlink(os.path.join(maildir, "cur", gone[0]))
+    assert _wait_events(fds)
+    mb.drain_watch()
+    assert mb.sync().expunged == [1]
+    deliver(maildir, msg(500), name=base)
+    assert _wait_events(fds)
+    mb.drain_watch()
+    mb.sync()
+    records = _uidlist_records(maildir)
+    assert len({b for _, b in records}) == len(records)
+    assert 1 not in mb.uids()
+    mb.close()
+    s.close()
+
+
 def test_cache_loads_only_the_keys_asked_for(store, maildir, monkeypatch):
     import marshal
 

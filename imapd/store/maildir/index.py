@@ -40,11 +40,12 @@ class IndexCorrupt(Exception):
 
 
 class IndexData(Record):
-    __slots__ = ('uidvalidity', 'highestmodseq', 'uidlist_ident', 'dirs', 'uids', 'bases', 'infos', 'innew', 'wsize', 'mtime', 'modseq', 'names_fd', 'names_at')
-    _defaults = {'uidvalidity': 0, 'highestmodseq': 1, 'uidlist_ident': None, 'dirs': None, 'uids': lambda: array("I"), 'bases': list, 'infos': list, 'innew': bytearray, 'wsize': lambda: array("q"), 'mtime': lambda: array("d"), 'modseq': lambda: array("Q"), 'names_fd': -1, 'names_at': None}
+    __slots__ = ('uidvalidity', 'highestmodseq', 'uidlist_ident', 'ul_spare', 'dirs', 'uids', 'bases', 'infos', 'innew', 'wsize', 'mtime', 'modseq', 'names_fd', 'names_at')
+    _defaults = {'uidvalidity': 0, 'highestmodseq': 1, 'uidlist_ident': None, 'ul_spare': -1, 'dirs': None, 'uids': lambda: array("I"), 'bases': list, 'infos': list, 'innew': bytearray, 'wsize': lambda: array("q"), 'mtime': lambda: array("d"), 'modseq': lambda: array("Q"), 'names_fd': -1, 'names_at': None}
     uidvalidity: int
     highestmodseq: int
     uidlist_ident: tuple | None   # (dev, ino, size, mtime_ns)
+    ul_spare: int                 # records of that uidlist with no file (-1: unknown)
     dirs: tuple | None            # (cur mtime_ns, new mtime_ns) if trusted
     uids: array
     bases: list | None            # None: still the "name\\n" blob below
@@ -201,6 +202,7 @@ def load_index(dir_fd: int, names: bool = True) -> IndexData | None:
             uidvalidity=hdr["uidvalidity"],
             highestmodseq=hdr["highestmodseq"],
             uidlist_ident=hdr["uidlist"],
+            ul_spare=hdr.get("spare", -1),
             dirs=hdr["dirs"],
         )
         d.uids = _array("I", seg["uids"])
@@ -261,6 +263,7 @@ def save_index(dir_fd: int, d: IndexData) -> None:
             "uidvalidity": d.uidvalidity,
             "highestmodseq": d.highestmodseq,
             "uidlist": d.uidlist_ident,
+            "spare": d.ul_spare,
             "dirs": d.dirs,
             "count": n,
             "infos": table,

@@ -132,6 +132,7 @@ class MaildirMailbox(Mailbox):
         self._ul_changes = -1  # folder.uidlist.changes when the view last took in the uidlist
         self._epoch = -1
         self._synced_ul: tuple | None = None
+        self._ul_spare = -1  # records of that uidlist with no file in the view (-1: unknown)
         self._synced_dirs: tuple | None = None
         self._last_full = 0.0
         self._index_dirty = False
@@ -176,6 +177,7 @@ class MaildirMailbox(Mailbox):
             self._hms = idx.highestmodseq
             self._max_seen = self._uids[-1] if len(self._uids) else 0
             self._synced_ul = idx.uidlist_ident
+            self._ul_spare = idx.ul_spare
             t_ns = time.time_ns()
             dirs = f.dir_state()
             warm = (
@@ -817,7 +819,10 @@ class MaildirMailbox(Mailbox):
                     (ust.st_dev, ust.st_ino) != f.uidlist.ident or ust.st_size != f.uidlist.offset
                 ):
                     list_cur = list_new = True  # someone else numbered something
-        if list_cur or list_new or need_full:
+        if list_new and not list_cur and not need_full and self._sync_new_only(changes):
+            if wdirty is not None and self._watch is w and w.ok:
+                self._wtrust[1] = True  # new/ was listed after the drain above
+        elif list_cur or list_new or need_full:
             lc, ln = list_cur or need_full, list_new or need_full
             self._full_sync(list_cur=lc, list_new=ln, changes=changes)
             if wdirty is not None and self._watch is w and w.ok:
@@ -916,6 +921,94 @@ class MaildirMailbox(Mailbox):
         self._index_dirty = True
         self._synced_dirs = None
 
+    def _sync_new_only(self, changes: SyncChanges) -> bool:
+        """Take in mail delivered to new/ by listing new/ alone: what IDLE on a
+        big mailbox does for each delivery (not 100,000 entries of cur/ and
+        of the uidlist each time).
+
+        The caller vouches for cur/ (watched, no events but our own).  Only
+        when the view holds every record of the uidlist as it is now, and no
+        record lacks its file (`_synced_ul`, `_ul_spare`): then a file the
+        view does not know has no record, and numbering it cannot give a
+        second UID to a message.  False: not applicable, nothing was done
+        (a full listing decides).  If the list or new/ changes under us, a
+        full listing of both directories is done here."""
+        f = self._f
+        ul = f.uidlist
+        if self.readonly or not f.writable or self._virtual or self._ul_spare != 0 or self._synced_ul is None:
+            return False
+        if 1 in self._innew:
+            return False  # files we show from new/: the full listing moves them
+        ust = ul.stat()
+        if ust is None or self._synced_ul != (ust.st_dev, ust.st_ino, ust.st_size, ust.st_mtime_ns):
+            return False
+        fn, dups = _scan_dir(f.new_fd)
+        if dups is not None:
+            return False
+        if not fn:
+            return True  # a file came and went (or was taken to cur/: that shows as a cur/ event)
+        unknown = sorted(fn, key=_maildir_sort_key)
+        with f.lock:
+            f.ensure_uidlist()
+            st = ul.stat()
+            if (st is None or self._synced_ul != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+                    or ul.needs_rewrite() or ul.next_uid <= self._max_seen):
+                changed = True  # numbered or rewritten by someone since we looked
+            else:
+                changed = False
+                uids = ul.append([(b, None) for b in unknown])
+                st = ul.stat()
+        if changed:
+            self._full_sync(list_cur=True, list_new=True, changes=changes)
+            return True
+        # the list now holds the view plus these records: say so only if
+        # every file is where the view will say it is
+        self._synced_ul = None
+        ok = f.begin_own()
+        w = self._watch
+        infos = []
+        lost = False
+        for b in unknown:
+            info = fn[b]
+            new_info = info if info.startswith("2,") else "2,"
+            src = b + ":" + info if info else b
+            try:
+                os.rename(src, b + ":" + new_info, src_dir_fd=f.new_fd, dst_dir_fd=f.cur_fd)
+            except FileNotFoundError:
+                lost = True  # someone else took it (to cur/, or away)
+                continue
+            infos.append(_intern(new_info))
+            if w is not None:
+                w.expect(1, IN_MOVED_FROM, src)
+                w.expect(0, IN_MOVED_TO, b + ":" + new_info)
+        if infos:
+            f.end_own(ok)
+        f.expected[1] = None  # our moves changed new/ after the listing
+        f.epoch += 1  # other views on this folder did not see this listing
+        self._epoch = f.epoch
+        if lost:
+            self._full_sync(list_cur=True, list_new=True, changes=changes)
+            return True
+        self._hms += 1
+        hms = self._hms
+        n = len(uids)
+        self._uids.extend(uids)
+        self._bases.extend(unknown)
+        self._infos.extend(infos)
+        self._innew.extend(bytes(n))
+        self._wsize.extend(array("q", [-1]) * n)
+        self._mtime.extend(array("d", [NO_TIME]) * n)
+        self._modseq.extend(array("Q", [hms]) * n)
+        self._max_seen = uids[-1]
+        changes.added.extend(uids)
+        self._index_dirty = True
+        self._synced_dirs = None
+        if st is not None:
+            self._synced_ul = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        self._ul_changes = ul.changes
+        self._log_pos = f.log_base + len(f.log)
+        return True
+
     def _full_sync(
         self,
         list_cur: bool = True,
@@ -933,6 +1026,7 @@ class MaildirMailbox(Mailbox):
             changes = SyncChanges()
         t_ns = time.time_ns()
         pre = f.dir_state()
+        spare_before = self._ul_spare
         use_view = False
         if not ul.loaded and self._synced_ul is not None:
             # the view holds every record that has a file, as of this uidlist:
@@ -1152,12 +1246,19 @@ class MaildirMailbox(Mailbox):
 
         self._install_view(nu, nb, ni, nn, changes, seed)
         st = ul.stat()
-        if numbered:
+        if numbered and ul.changes != ul_changes:
             # records others added while we waited for the lock may have
             # files our listing missed: this view is no snapshot of the list
             self._synced_ul = None
         elif st is not None and ul.ident == (st.st_dev, st.st_ino) and ul.offset == st.st_size:
             self._synced_ul = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            # records the view leaves out (their files are gone); with the
+            # view as the list (use_view), those it left out before remain
+            left_out = len(bases) - len(nu)
+            if self._virtual or (use_view and spare_before < 0):
+                self._ul_spare = -1
+            else:
+                self._ul_spare = left_out + (spare_before if use_view else 0)
         else:
             self._synced_ul = None
         if list_cur and list_new:
@@ -1485,6 +1586,7 @@ class MaildirMailbox(Mailbox):
                     uidvalidity=self._uidvalidity,
                     highestmodseq=self._hms,
                     uidlist_ident=self._synced_ul,
+                    ul_spare=self._ul_spare,
                     dirs=self._synced_dirs,
                     uids=self._uids,
                     bases=self._bases,

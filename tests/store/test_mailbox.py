@@ -676,3 +676,23 @@ def test_recent_and_first_unseen_match_the_per_message_answers(store, maildir):
     assert ro.recent_count() == sum(1 for u in ro.uids() if ro.is_recent(u))
     ro.close()
     mb.close()
+
+
+def test_new_files_are_numbered_in_delivery_time_order():
+    """Plain string order is used for names that all start with a 10-digit
+    time; any other name falls back to (time, name) order.  Both agree."""
+    import random
+
+    from imapd.store.maildir.mailbox import _maildir_sort_key, _sort_maildir_names
+
+    rng = random.Random(5)
+    odd = [[], ["123.x"], ["12345.6789.x"], ["abc"], ["1234567890"], ["\u00b2" * 10 + ".x"],
+           ["\u0663" * 10 + ".x"], ["12345678901.x"], ["1234567890."], ["1234567890a.x"]]
+    for _ in range(500):
+        names = ["%010d.M%dP%d.h" % (rng.randint(10**9, 2 * 10**9), rng.randint(0, 999999), rng.randint(1, 99))
+                 for _ in range(rng.randint(0, 6))] + rng.choice(odd)
+        rng.shuffle(names)
+        got = list(names)
+        _sort_maildir_names(got)
+        assert got == sorted(names, key=_maildir_sort_key)
+    assert _maildir_sort_key("\u00b2\u00b2.x") == (0, "\u00b2\u00b2.x")  # isdigit() but no int()

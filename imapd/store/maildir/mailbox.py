@@ -21,7 +21,7 @@ import time
 from array import array
 from bisect import bisect_left
 from itertools import compress, count
-from operator import is_not
+from operator import is_not, itemgetter
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
     from typing import BinaryIO, Iterable, Iterator, Sequence
@@ -57,7 +57,24 @@ def _maildir_sort_key(base: str) -> tuple[int, str]:
     """Order new files roughly by delivery time, as Dovecot numbers them."""
     dot = base.find(".")
     head = base[:dot] if dot > 0 else ""
-    return (int(head) if head.isdigit() else 0, base)
+    return (int(head) if head.isdecimal() else 0, base)
+
+
+_TIME_HEAD = itemgetter(slice(0, 11))
+
+
+def _sort_maildir_names(names: list[str]) -> None:
+    """Sort base names in place by `_maildir_sort_key`.  When every name
+    starts with a 10-digit time and a dot (any delivery from 2001 to 2286),
+    plain string order is the same order: sorted in C, not with 100,000
+    key tuples (a cold SELECT numbers every file)."""
+    heads = "".join(map(_TIME_HEAD, names))
+    n = len(names)
+    if (len(heads) == 11 * n and heads[10::11] == "." * n and heads.count(".") == n
+            and heads.isascii() and heads.replace(".", "").isdigit()):
+        names.sort()
+    else:
+        names.sort(key=_maildir_sort_key)
 
 
 def _good_name(name: str) -> bool:
@@ -947,7 +964,8 @@ class MaildirMailbox(Mailbox):
             return False
         if not fn:
             return True  # a file came and went (or was taken to cur/: that shows as a cur/ event)
-        unknown = sorted(fn, key=_maildir_sort_key)
+        unknown = list(fn)
+        _sort_maildir_names(unknown)
         with f.lock:
             f.ensure_uidlist()
             st = ul.stat()
@@ -1093,7 +1111,7 @@ class MaildirMailbox(Mailbox):
                     unknown = [b for b in unknown if b not in known]
                     del known
                     if unknown:
-                        unknown.sort(key=_maildir_sort_key)
+                        _sort_maildir_names(unknown)
                         ul.append([(b, None) for b in unknown])
                     # (ul_changes stays as it was before the listing: records
                     # others added meanwhile may name files the listing
@@ -1104,7 +1122,7 @@ class MaildirMailbox(Mailbox):
                 new_infos = list(map(fn.get, bases)) if fn else None
             else:
                 # read-only file system: number in memory, deterministically
-                unknown.sort(key=_maildir_sort_key)
+                _sort_maildir_names(unknown)
                 nxt = max(ul.next_uid, self._virtual_next, 1)
                 for b in unknown:
                     self._virtual[b] = nxt

@@ -462,17 +462,25 @@ class UidList:
         new_uids = list(range(first, first + len(items)))
         if new_uids and new_uids[-1] >= 0xFFFFFFFF:
             raise OverflowError("UID space exhausted")
+        bases = [b for b, _ in items]
+        exts = [e for _, e in items]
         if self.loaded:
-            for uid, (base, ext) in zip(new_uids, items):
-                self.uids.append(uid)
-                self.bases.append(base)
-                self.exts.append(ext)
-                if self._by_base is not None:
-                    self._by_base[base] = len(self.bases) - 1
+            start = len(self.bases)
+            self.uids.extend(new_uids)
+            self.bases.extend(bases)
+            self.exts.extend(exts)
+            if self._by_base is not None:
+                self._by_base.update(zip(bases, range(start, start + len(bases))))
         self.next_uid = first + len(items)
         if self.needs_rewrite():
             return self._append_by_rewrite(first, items, new_uids)
-        data = "".join(self._record(u, b, e) for u, (b, e) in zip(new_uids, items)).encode(_ENC, _ERRS)
+        if exts.count(None) == len(exts):
+            # (a cold SELECT numbers 100,000 files: format them in C)
+            text = "".join(map("%d :%s\n".__mod__, zip(new_uids, bases)))
+        else:
+            text = "".join(map(self._record, new_uids, bases, exts))
+        data = text.encode(_ENC, _ERRS)
+        del text
         fd = os.open(self.name, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
         try:
             st = os.fstat(fd)

@@ -631,32 +631,39 @@ class MaildirMailbox(Mailbox):
         retry: list[int] = []
         self._hms += 1
         ms = self._hms
+        # old suffix -> (new suffix, its flags), worked out once per suffix:
+        # the loop below is one rename per message and little else
+        plan: dict[str, tuple[str, frozenset[str]]] = {}
+        infos, bases, innew, uids_arr, modseq = self._infos, self._bases, self._innew, self._uids, self._modseq
+        cur_fd, new_fd = f.cur_fd, f.new_fd
+        rename = os.rename
         for p in todo:
-            old_info = self._infos[p]
-            old = codec.flags(old_info)
-            new = want if mode == "set" else (old | want if mode == "add" else old - want)
-            if new == old and not self._innew[p]:
-                result[self._uids[p]] = old
+            old_info = infos[p]
+            step = plan.get(old_info)
+            if step is None:
+                old = codec.flags(old_info)
+                new = want if mode == "set" else (old | want if mode == "add" else old - want)
+                new_info = old_info if new == old else _intern(codec.build_info(old_info, new))
+                step = plan[old_info] = (new_info, codec.flags(new_info))
+            new_info = step[0]
+            in_new = innew[p]
+            if new_info == old_info and not in_new:
+                result[uids_arr[p]] = step[1]
                 continue
-            new_info = _intern(codec.build_info(old_info, new))
-            if new_info == old_info and not self._innew[p]:
-                result[self._uids[p]] = old
-                continue
-            base = self._bases[p]
+            base = bases[p]
             try:
-                os.rename(
-                    self._filename(p), base + ":" + new_info, src_dir_fd=self._dirfd(p), dst_dir_fd=f.cur_fd
-                )
+                rename(base + ":" + old_info if old_info else base, base + ":" + new_info,
+                       src_dir_fd=new_fd if in_new else cur_fd, dst_dir_fd=cur_fd)
             except FileNotFoundError:
                 retry.append(p)
                 continue
             changed += 1
-            self._infos[p] = new_info
-            self._innew[p] = 0
-            self._modseq[p] = ms
-            result[self._uids[p]] = codec.flags(new_info)
+            infos[p] = new_info
+            innew[p] = 0
+            modseq[p] = ms
+            result[uids_arr[p]] = step[1]
             if log:
-                f.add_log(("flags", self._uids[p], new_info, id(self)))
+                f.add_log(("flags", uids_arr[p], new_info, id(self)))
         if retry:
             found = self._relocate()
             for p in retry:

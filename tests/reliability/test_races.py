@@ -46,7 +46,7 @@ def test_numbering_does_not_hide_a_message_added_meanwhile(tmp_path):
             fired.append(1)
             with fb.lock:  # B finishes: X gets its UID
                 fb.ensure_uidlist()
-                fb.uidlist.append([(x, None)])
+                fb.uidlist.append([x])
             b.append("INBOX", _msg("Y"))  # C stores Y, file and UID
         plain()
 

@@ -60,7 +60,7 @@ def test_append_keeps_header_and_appends(maildir):
     ul = UidList(fd)
     ul.refresh_tail()  # no full read needed to append
     assert not ul.loaded and ul.next_uid == 25022
-    assert ul.append([("1300000000.M1P1.new", None), ("1300000001.M1P1.new", "W5")]) == [25022, 25023]
+    assert ul.append(["1300000000.M1P1.new", "1300000001.M1P1.new"], [None, "W5"]) == [25022, 25023]
     with open(os.path.join(maildir, "dovecot-uidlist")) as fh:
         lines = fh.read().splitlines()
     assert lines[0] == "3 V1275660208 N25022 G3085f01b7f11094c501100008c4a11c1 Xfuture"
@@ -70,8 +70,28 @@ def test_append_keeps_header_and_appends(maildir):
     ul2.load()
     assert ul2.next_uid == 25024 and ul2.uid_of("1300000001.M1P1.new") == 25023
     # incremental refresh picks up only the tail
-    ul.append([("1300000002.M1P1.new", None)])
+    ul.append(["1300000002.M1P1.new"])
     assert ul2.refresh() and list(ul2.uids)[-1] == 25024
+    os.close(fd)
+
+
+def test_append_of_many_records_is_written_whole(maildir):
+    """A cold SELECT appends 100,000 records in blocks: every line is
+    whole, in order, and a fresh reader gets them all, extension fields too."""
+    _put(maildir, "dovecot-uidlist.v3", "dovecot-uidlist")
+    fd = _dirfd(maildir)
+    ul = UidList(fd)
+    ul.load()
+    names = ["%d.M%dP1.bulk" % (1300000000 + k, k) for k in range(20000)]
+    exts = [("W%d" % k if k % 7000 == 3 else None) for k in range(20000)]
+    uids = ul.append(names, exts)
+    assert uids == list(range(25022, 45022))
+    ul2 = UidList(fd)
+    ul2.load()
+    assert list(ul2.uids)[3:] == uids and ul2.bases[3:] == names
+    assert [ul2.ext_value(3 + k, "W") for k in (3, 7003, 14003, 4)] == ["3", "7003", "14003", None]
+    assert ul2.next_uid == 45022 and not ul2.broken
+    assert list(ul.uids) == list(ul2.uids) and ul.bases == ul2.bases
     os.close(fd)
 
 

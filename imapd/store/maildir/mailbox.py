@@ -981,7 +981,7 @@ class MaildirMailbox(Mailbox):
                 changed = True  # numbered or rewritten by someone since we looked
             else:
                 changed = False
-                uids = ul.append([(b, None) for b in unknown])
+                uids = ul.append(unknown)
                 st = ul.stat()
         if changed:
             self._full_sync(list_cur=True, list_new=True, changes=changes)
@@ -1119,7 +1119,7 @@ class MaildirMailbox(Mailbox):
                     del known
                     if unknown:
                         _sort_maildir_names(unknown)
-                        ul.append([(b, None) for b in unknown])
+                        ul.append(unknown)
                     # (ul_changes stays as it was before the listing: records
                     # others added meanwhile may name files the listing
                     # missed, with UIDs above all we show -- the next sync

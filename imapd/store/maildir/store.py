@@ -647,7 +647,7 @@ class MaildirStore(Store):
                 ok = f.begin_own()
                 base = f.link_into_cur(tmp, f.tmp_fd, ",S=%d,W=%d" % (size, wsize), info)
                 try:
-                    uid = f.uidlist.append([(base, None)])[0]
+                    uid = f.uidlist.append([base])[0]
                 except BaseException:
                     os.unlink(base + ":" + info, dir_fd=f.cur_fd)
                     raise
@@ -707,7 +707,7 @@ class MaildirStore(Store):
             if missing:
                 df.keywords.create(missing)
             ok = df.begin_own()
-            items: list[tuple[str, str | None]] = []
+            items: list[str] = []
             made: list[tuple[int, str, str, int, float]] = []
             try:
                 for u, p in pairs:
@@ -716,7 +716,7 @@ class MaildirStore(Store):
                     base = self._copy_one(src, p, df, info, w)
                     if base is None:
                         continue  # vanished meanwhile
-                    items.append((base, None))
+                    items.append(base)
                     made.append((u, base, info, w, src._mtime[p]))
                 new = df.uidlist.append(items) if items else []
             except BaseException:

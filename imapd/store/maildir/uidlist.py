@@ -33,6 +33,9 @@ import os
 import time
 from array import array
 from itertools import compress
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Iterator
 
 from imapd.store.base import StoreError
 
@@ -455,32 +458,27 @@ class UidList:
     def needs_rewrite(self) -> bool:
         return self.version != 3 or self.broken or not self.guid or self.ident is None
 
-    def append(self, items: list[tuple[str, str | None]]) -> list[int]:
-        """Give UIDs to new base names and write them.  Caller holds the lock
-        and has called refresh() or refresh_tail() under it."""
+    def append(self, bases: list[str], exts: list[str | None] | None = None) -> list[int]:
+        """Give UIDs to new base names (with their extension fields, if any)
+        and write them.  Caller holds the lock and has called refresh() or
+        refresh_tail() under it."""
+        n = len(bases)
+        if exts is None:
+            exts = [None] * n
         first = self.next_uid
-        new_uids = list(range(first, first + len(items)))
+        new_uids = list(range(first, first + n))
         if new_uids and new_uids[-1] >= 0xFFFFFFFF:
             raise OverflowError("UID space exhausted")
-        bases = [b for b, _ in items]
-        exts = [e for _, e in items]
         if self.loaded:
             start = len(self.bases)
             self.uids.extend(new_uids)
             self.bases.extend(bases)
             self.exts.extend(exts)
             if self._by_base is not None:
-                self._by_base.update(zip(bases, range(start, start + len(bases))))
-        self.next_uid = first + len(items)
+                self._by_base.update(zip(bases, range(start, start + n)))
+        self.next_uid = first + n
         if self.needs_rewrite():
-            return self._append_by_rewrite(first, items, new_uids)
-        if exts.count(None) == len(exts):
-            # (a cold SELECT numbers 100,000 files: format them in C)
-            text = "".join(map("%d :%s\n".__mod__, zip(new_uids, bases)))
-        else:
-            text = "".join(map(self._record, new_uids, bases, exts))
-        data = text.encode(_ENC, _ERRS)
-        del text
+            return self._append_by_rewrite(first, bases, exts, new_uids)
         fd = os.open(self.name, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
         try:
             st = os.fstat(fd)
@@ -488,11 +486,12 @@ class UidList:
                 # someone changed it without the lock: never guess, rewrite
                 os.close(fd)
                 fd = -1
-                return self._append_by_rewrite(first, items, new_uids)
+                return self._append_by_rewrite(first, bases, exts, new_uids)
             try:
-                n = os.write(fd, data)
-                while n < len(data):
-                    n += os.write(fd, data[n:])
+                for data in self._encoded(new_uids, bases, exts):
+                    k = os.write(fd, data)
+                    while k < len(data):
+                        k += os.write(fd, data[k:])
                 os.fdatasync(fd)
             except BaseException:
                 # disk full, file size limit...: leave no partial record line
@@ -512,12 +511,25 @@ class UidList:
                 os.close(fd)
         return new_uids
 
-    def _append_by_rewrite(self, first: int, items: list[tuple[str, str | None]], new_uids: list[int]) -> list[int]:
+    def _encoded(self, uids: list[int], bases: list[str], exts: list[str | None]) -> Iterator[bytes]:
+        """The record lines, 8,192 at a time: a cold SELECT numbers 100,000
+        files, and their lines need not all exist at once (formatted in C
+        when no record has extension fields)."""
+        for k in range(0, len(uids), 8192):
+            u, b, e = uids[k : k + 8192], bases[k : k + 8192], exts[k : k + 8192]
+            if e.count(None) == len(e):
+                text = "".join(map("%d :%s\n".__mod__, zip(u, b)))
+            else:
+                text = "".join(map(self._record, u, b, e))
+            yield text.encode(_ENC, _ERRS)
+
+    def _append_by_rewrite(self, first: int, bases: list[str], exts: list[str | None],
+                           new_uids: list[int]) -> list[int]:
         """Finish an append with a full rewrite (which needs every record read first)."""
         if not self.loaded:
             self.next_uid = first
             self.load()
-            return self.append(items)
+            return self.append(bases, exts)
         try:
             self.rewrite()
         except BaseException:

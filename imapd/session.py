@@ -4,7 +4,7 @@
 accumulate in `out`, and `pump()` advances the parser and the running
 command only while the output buffer is below its high-water mark, so a
 client that stops reading cannot make the process grow without bound.
-`run()` at the bottom is the `selectors` loop that ties a `Session` to a
+`run()` at the bottom is the event loop that ties a `Session` to a
 transport, the mailbox's change notifications and the timers.
 """
 
@@ -65,6 +65,7 @@ class Session:
         self.secure_channel = secure_channel  # loopback, unix socket, ssh, tty
         self.failed_logins = 0
         self.bad_commands = 0
+        self.commands_started = 0
         self.finished = False
         self.start_tls_requested = False
         self.idling = False
@@ -182,6 +183,7 @@ class Session:
             self.out += R.tagged(cmd.tag, "BAD", f"{cmd.name} is not implemented")
             return
         self.bad_commands = 0
+        self.commands_started += 1
         self._running_cmd = cmd
         try:
             result = handler(self, cmd)
@@ -358,17 +360,69 @@ class Session:
 
 # ------------------------------------------------------------------ the loop
 
+EVENT_READ = 1
+EVENT_WRITE = 2
+
+
+class Poller:
+    """The part of `selectors` the loop uses, on epoll (poll where there is
+    none): `selectors` would add collections.abc and math to every start-up.
+    Events are EVENT_READ | EVENT_WRITE; as with `selectors`, an error or
+    hang-up makes a descriptor ready for both, so the next read or write
+    sees it."""
+
+    def __init__(self) -> None:
+        import select
+
+        self._epoll = hasattr(select, "epoll")
+        self._p: Any = select.epoll() if self._epoll else select.poll()
+        if self._epoll:
+            self._in, self._out = select.EPOLLIN, select.EPOLLOUT
+        else:
+            self._in, self._out = select.POLLIN, select.POLLOUT
+
+    def _mask(self, events: int) -> int:
+        return (self._in if events & EVENT_READ else 0) | (self._out if events & EVENT_WRITE else 0)
+
+    def register(self, fd: int, events: int) -> None:
+        """PermissionError for a descriptor that cannot be polled (a regular file)."""
+        self._p.register(fd, self._mask(events))
+
+    def modify(self, fd: int, events: int) -> None:
+        self._p.modify(fd, self._mask(events))
+
+    def unregister(self, fd: int) -> None:
+        self._p.unregister(fd)
+
+    def select(self, timeout: float) -> list[tuple[int, int]]:
+        """(fd, events) of the ready descriptors, waiting at most `timeout` seconds."""
+        if self._epoll:
+            got = self._p.poll(timeout)  # rounds up to whole milliseconds
+        else:
+            got = self._p.poll(-(-timeout * 1000 // 1))
+        out = []
+        for fd, ev in got:
+            mask = 0
+            if ev & ~self._out:
+                mask |= EVENT_READ
+            if ev & ~self._in:
+                mask |= EVENT_WRITE
+            out.append((fd, mask))
+        return out
+
+    def close(self) -> None:
+        if self._epoll:
+            self._p.close()
+
 
 def run(session: Session, transport: Any) -> None:
     """Serve `session` over `transport` until logout, EOF or a timeout.
 
-    One `selectors` loop waits on the client's input, the client's output
+    One poll loop waits on the client's input, the client's output
     (only while there is output pending), the selected mailbox's inotify
     descriptor while idling, and the timers.  Nothing busy-waits.
     """
-    import selectors
-
-    sel = selectors.DefaultSelector()
+    sel = Poller()
     registered: dict[int, int] = {}
     idle_cfg = session.config.idle
     next_keepalive = 0.0
@@ -407,6 +461,14 @@ def run(session: Session, transport: Any) -> None:
 
     accepted = 0
     eof = False
+    import gc
+
+    # `imapd` starts with the cyclic GC paused (cli.run_and_exit): it is
+    # resumed, with what start-up allocated frozen out of its scans, the
+    # first time the loop comes round after a command began -- a short
+    # pipelined session (SELECT, LOGOUT: one pump) never pays for it; a
+    # longer one, or a command that outgrows one pump, has it as usual.
+    gc_paused = not gc.isenabled()
     # A client that stops reading must not hold the process for ever: the time
     # since our output last moved is bounded by the idle timeout (a command
     # blocked on output runs no other timer).
@@ -460,11 +522,11 @@ def run(session: Session, transport: Any) -> None:
                 next_keepalive = 0.0
             fd_events: dict[int, int] = {}
             if session.wants_input() and not session.finished:
-                fd_events[transport.rfd] = fd_events.get(transport.rfd, 0) | selectors.EVENT_READ
+                fd_events[transport.rfd] = fd_events.get(transport.rfd, 0) | EVENT_READ
             if session.out or transport.has_pending_output():
-                fd_events[transport.wfd] = fd_events.get(transport.wfd, 0) | selectors.EVENT_WRITE
+                fd_events[transport.wfd] = fd_events.get(transport.wfd, 0) | EVENT_WRITE
             for fd in watch_fds:
-                fd_events[fd] = fd_events.get(fd, 0) | selectors.EVENT_READ
+                fd_events[fd] = fd_events.get(fd, 0) | EVENT_READ
             for fd in list(registered):
                 if fd not in fd_events:
                     want(fd, 0)
@@ -483,13 +545,17 @@ def run(session: Session, transport: Any) -> None:
                 timeout = max(0.0, deadline - now)
             if any(always_ready.values()):
                 timeout = 0.0
+            if gc_paused and session.commands_started:
+                gc_paused = False
+                gc.freeze()
+                gc.enable()
             events = sel.select(timeout) if registered else (time.sleep(timeout) or [])
             now = time.monotonic()
-            ready = {key.fd: mask for key, mask in events}
+            ready = dict(events)
             for fd, ev in always_ready.items():
                 if ev:
                     ready[fd] = ready.get(fd, 0) | ev
-            if transport.rfd in ready and ready[transport.rfd] & selectors.EVENT_READ or transport.has_buffered_input():
+            if transport.rfd in ready and ready[transport.rfd] & EVENT_READ or transport.has_buffered_input():
                 try:
                     data = transport.read()
                 except OSError as e:

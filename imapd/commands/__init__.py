@@ -13,7 +13,6 @@ connection).
 
 from __future__ import annotations
 
-import importlib
 from ..record import Record
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
@@ -105,7 +104,8 @@ def handler_for(name: str) -> Callable[..., Any] | None:
         if target is None:
             return None
         module_name, func_name = target.split(":")
-        module = importlib.import_module(f"imapd.commands.{module_name}")
+        # __import__, not importlib: importlib's package pulls in warnings
+        module = __import__(f"imapd.commands.{module_name}", fromlist=[func_name])
         fn = getattr(module, func_name)
         _loaded[name] = fn
     return fn

@@ -16,7 +16,6 @@ grammar then reads one framed command with a small recursive-descent reader.
 
 from __future__ import annotations
 
-import re
 from ..record import Record
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
@@ -76,11 +75,84 @@ class ParseError(Exception):
     """Raised inside the grammar; becomes a ProtocolError event."""
 
 
-# ------------------------------------------------------------------ framing
+# ------------------------------------------------------------ byte classes
+# Tokens are runs of bytes from a class, found with bytes.translate() and
+# find() rather than regular expressions: `re` (with enum, functools and the
+# pattern compiler) would cost every connection milliseconds before its first
+# command.  A class is a translation table: member bytes -> 1, others -> 0.
 
-_LITERAL_AT_END = re.compile(rb"(~?)\{(\d{1,20})(\+?)\}\r?$")
+
+def _byte_class(members: bytes = b"", excluded: bytes = b"") -> bytes:
+    """The table of `members`, or of every byte but `excluded`."""
+    if members:
+        return bytes(1 if b in members else 0 for b in range(256))
+    return bytes(0 if b in excluded else 1 for b in range(256))
+
+
+def _span(*ranges: tuple[int, int]) -> bytes:
+    return bytes(b for lo, hi in ranges for b in range(lo, hi + 1))
+
+
+_CTL_SP_8BIT = _span((0x00, 0x20), (0x7F, 0xFF))
+_DIGITS = b"0123456789"
+_LETTERS = _span((0x41, 0x5A), (0x61, 0x7A))
 # tag = 1*<any ASTRING-CHAR except "+">: no CTL, SP, ( ) { % * " \\ or +, but ] and } are fine
-_TAG_RE = re.compile(rb"[\x21\x23\x24\x26\x27\x2c-\x5b\x5d-\x7a\x7c-\x7e]+")
+_TAG = _byte_class(_span((0x21, 0x21), (0x23, 0x24), (0x26, 0x27), (0x2C, 0x5B), (0x5D, 0x7A), (0x7C, 0x7E)))
+_ATOM = _byte_class(excluded=_CTL_SP_8BIT + b'(){%*"\\]')
+_ASTRING = _byte_class(excluded=_CTL_SP_8BIT + b'(){%*"\\')
+_LIST_MAILBOX = _byte_class(excluded=_CTL_SP_8BIT + b'(){"\\')  # atom chars plus % * ]
+_LIST_ELEMENT = _byte_class(excluded=_CTL_SP_8BIT + b'(){"')  # astring chars plus \\ % * (flags, sets)
+_NUMBER = _byte_class(_DIGITS)
+_SEQSET = _byte_class(_DIGITS + b":*,$")
+_BASE64 = _byte_class(_LETTERS + _DIGITS + b"+/")
+_FETCH_NAME = _byte_class(_LETTERS + _DIGITS + b".")
+
+
+def _run_end(text: bytes, pos: int, cls: bytes) -> int:
+    """Where the run of `cls` bytes that starts at `pos` ends (`pos` if none)."""
+    end = text.translate(cls).find(0, pos)
+    return len(text) if end < 0 else end
+
+
+def _fits(data: bytes, shape: bytes) -> bool:
+    """`data` starts with `shape`: "d" a digit, "a" a letter, "+" a sign, other bytes themselves."""
+    if len(data) < len(shape):
+        return False
+    for ch, want in zip(data, shape):
+        if want == 0x64:  # d
+            if not 0x30 <= ch <= 0x39:
+                return False
+        elif want == 0x61:  # a
+            if not (0x41 <= ch <= 0x5A or 0x61 <= ch <= 0x7A):
+                return False
+        elif want == 0x2B:  # +
+            if ch != 0x2B and ch != 0x2D:
+                return False
+        elif ch != want:
+            return False
+    return True
+
+
+def _literal_at_end(line: bytes) -> tuple[int, bool] | None:
+    """(size, non-synchronizing) when `line` ends with a literal announcement
+    `{n}` or `{n+}` (or `~{n}`; n of at most 20 digits, a CR may follow)."""
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    if not line.endswith(b"}"):
+        return None
+    start = line.rfind(b"{")
+    if start < 0:
+        return None
+    digits = line[start + 1 : -1]
+    non_sync = digits.endswith(b"+")
+    if non_sync:
+        digits = digits[:-1]
+    if not (1 <= len(digits) <= 20 and digits.isdigit()):
+        return None
+    return int(digits), non_sync
+
+
+# ------------------------------------------------------------------ framing
 
 
 class Parser:
@@ -184,15 +256,14 @@ class Parser:
                 self.raw_mode = False
                 return RawLine(line)
             self._text_bytes += len(line)
-            m = _LITERAL_AT_END.search(line)
-            if m is None:
+            announced = _literal_at_end(line)
+            if announced is None:
                 self._parts.append(line)
                 parts = self._parts
                 self._reset_command()
                 return self._parse(parts)
             # a literal follows this line
-            size = int(m.group(2))
-            non_sync = m.group(3) == b"+"
+            size, non_sync = announced
             self._parts.append(line)
             tag = self._tag_of(self._parts[0])
             limit = self._literal_limit()
@@ -233,10 +304,10 @@ class Parser:
         bytes are on their way and must not be taken for commands, so throw them
         away with the rest of the command.  (A synchronizing literal is never
         sent, since the client waits for a `+` that does not come.)"""
-        m = _LITERAL_AT_END.search(line)
-        if m is None or m.group(3) != b"+":
+        announced = _literal_at_end(line)
+        if announced is None or not announced[1]:
             return None
-        size = int(m.group(2))
+        size = announced[0]
         if size > max(self.limits.literal_size, self.limits.append_size) or not self.literal_plus:
             return ProtocolError(tag, f"Cannot skip a literal of {size} bytes in a rejected command", fatal=True, code="TOOBIG")
         self._discard_bytes = size
@@ -253,14 +324,14 @@ class Parser:
         """The tag of an over-long first line, read from its first `line_length`
         + 1 bytes (all that is kept of it), and only if a space follows it there."""
         head = bytes(line[: self.limits.line_length + 1])
-        m = _TAG_RE.match(head)
-        return m.group().decode("ascii") if m and head[m.end() : m.end() + 1] == b" " else "*"
+        end = _run_end(head, 0, _TAG)
+        return head[:end].decode("ascii") if end and head[end : end + 1] == b" " else "*"
 
     @staticmethod
     def _tag_of(line: bytes) -> str:
-        m = _TAG_RE.match(line)
-        if m and line[m.end() : m.end() + 1] in (b" ", b""):
-            return m.group().decode("ascii")
+        end = _run_end(line, 0, _TAG)
+        if end and line[end : end + 1] in (b" ", b""):
+            return line[:end].decode("ascii")
         return "*"
 
     def _parse(self, parts: list[bytes]) -> c.Command | ProtocolError:
@@ -280,26 +351,13 @@ class Parser:
 
 # ------------------------------------------------------------------- reader
 
-_ATOM_RE = re.compile(rb"[^\x00-\x20\x7f-\xff(){%*\"\\\]]+")
-_ASTRING_RE = re.compile(rb"[^\x00-\x20\x7f-\xff(){%*\"\\]+")
-_LIST_MAILBOX_RE = re.compile(rb"[^\x00-\x20\x7f-\xff(){\"\\]+")  # atom chars plus % * ]
-_LIST_ELEMENT_RE = re.compile(rb"[^\x00-\x20\x7f-\xff(){\"]+")  # astring chars plus \ % * (flags, sets)
-_NUMBER_RE = re.compile(rb"\d+")
-_SEQSET_RE = re.compile(rb"[0-9:*,$]+")
-_QUOTED_RE = re.compile(rb'"((?:[^"\\\r\n]|\\["\\])*)"')
-_LITERAL_RE = re.compile(rb"(~?)\{(\d+)\+?\}$")
-_DATE_RE = re.compile(rb"(\d{1,2})-([A-Za-z]{3})-(\d{4})")
-_DATE_TIME_RE = re.compile(rb'"([ \d]?\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"')
-_BASE64_RE = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
-_STORE_RE = re.compile(rb"([+-]?)FLAGS(\.SILENT)?", re.I)
-
 MONTHS = {m: i + 1 for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())}
 
 
 class Reader:
     """Reads tokens from a framed command: text parts separated by literals."""
 
-    __slots__ = ("parts", "index", "text", "pos", "depth", "max_depth")
+    __slots__ = ("parts", "index", "text", "pos", "depth", "max_depth", "_mapped")
 
     def __init__(self, parts: list[bytes], max_depth: int = 32) -> None:
         self.parts = parts
@@ -308,6 +366,7 @@ class Reader:
         self.pos = 0
         self.depth = 0
         self.max_depth = max_depth
+        self._mapped: dict[bytes, bytes] = {}  # byte class -> `text` translated by it
 
     # -- primitives ------------------------------------------------------
     def peek(self, n: int = 1) -> bytes:
@@ -360,13 +419,13 @@ class Reader:
         self.depth -= 1
 
     def tag(self) -> str:
-        m = _TAG_RE.match(self.text)
-        if not m:
+        end = self.scan(_TAG)
+        if not end:
             if not self.text:
                 raise ParseError("Empty command line")
             raise self.error("Missing or invalid tag")
-        self.pos = m.end()
-        tag = m.group().decode("ascii")
+        self.pos = end
+        tag = self.text[:end].decode("ascii")
         if self.pos >= len(self.text):
             raise ParseError("Missing command name after the tag")
         if self.peek() != b" ":
@@ -374,21 +433,59 @@ class Reader:
         self.pos += 1
         return tag
 
-    def _match(self, regex: re.Pattern[bytes]) -> bytes | None:
-        m = regex.match(self.text, self.pos)
-        if not m:
+    def scan(self, cls: bytes, pos: int | None = None) -> int:
+        """Where the run of `cls` bytes from `pos` (default: here) ends; each
+        text part is translated once per class, so a long line costs no more
+        per token than a short one."""
+        mapped = self._mapped.get(cls)
+        if mapped is None:
+            mapped = self._mapped[cls] = self.text.translate(cls)
+        end = mapped.find(0, self.pos if pos is None else pos)
+        return len(mapped) if end < 0 else end
+
+    def _match(self, cls: bytes) -> bytes | None:
+        """The run of `cls` bytes here (consumed), None if there is none."""
+        start = self.pos
+        end = self.scan(cls)
+        if end == start:
             return None
-        self.pos = m.end()
-        return m.group()
+        self.pos = end
+        return self.text[start:end]
+
+    def _quoted(self) -> bytes | None:
+        """The quoted string here (consumed), unescaped; None if invalid.  Only
+        \\" and \\\\ may be escaped; CR and LF are not allowed."""
+        text = self.text
+        i = self.pos + 1
+        pieces: list[bytes] = []
+        while True:
+            q = text.find(34, i)  # '"' (an int: memchr, faster than a bytes needle)
+            if q < 0:
+                return None
+            b = text.find(92, i, q)  # backslash
+            if b < 0:
+                pieces.append(text[i:q])
+                break
+            escaped = text[b + 1 : b + 2]
+            if escaped != b'"' and escaped != b"\\":
+                return None
+            pieces.append(text[i:b])
+            pieces.append(escaped)
+            i = b + 2
+        value = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        if 13 in value or 10 in value:  # CR, LF
+            return None
+        self.pos = q + 1
+        return value
 
     def atom(self, what: str = "atom") -> str:
-        tok = self._match(_ATOM_RE)
+        tok = self._match(_ATOM)
         if tok is None:
             raise self.error(f"Expected {what}")
         return tok.decode("ascii")
 
     def number(self, what: str = "number", limit: int = MAX_NUMBER) -> int:
-        tok = self._match(_NUMBER_RE)
+        tok = self._match(_NUMBER)
         if tok is None:
             raise self.error(f"Expected {what}")
         if len(tok) > 20 or int(tok) > limit:
@@ -403,8 +500,13 @@ class Reader:
 
     def _literal(self) -> bytes | None:
         """If a literal announcement ends this text part, return the literal."""
-        m = _LITERAL_RE.match(self.text, self.pos)
-        if m is None:
+        rest = self.text[self.pos :]
+        if rest[:1] == b"~":
+            rest = rest[1:]
+        digits = rest[1:-1]
+        if digits.endswith(b"+"):
+            digits = digits[:-1]
+        if rest[:1] != b"{" or rest[-1:] != b"}" or not digits.isdigit():
             return None
         if self.index + 1 >= len(self.parts):
             raise self.error("Literal without data")
@@ -412,16 +514,16 @@ class Reader:
         self.index += 2
         self.text = self.parts[self.index]
         self.pos = 0
+        self._mapped = {}
         return data
 
     def string(self, what: str = "string") -> bytes:
         ch = self.peek()
         if ch == b'"':
-            m = _QUOTED_RE.match(self.text, self.pos)
-            if not m:
+            value = self._quoted()
+            if value is None:
                 raise self.error(f"Invalid quoted {what}")
-            self.pos = m.end()
-            return re.sub(rb"\\(.)", rb"\1", m.group(1)) if b"\\" in m.group(1) else m.group(1)
+            return value
         if ch == b"{":
             data = self._literal()
             if data is None:
@@ -437,13 +539,13 @@ class Reader:
         ch = self.peek()
         if ch in (b'"', b"{") or self.peek(2) == b"~{":
             return self.string(what)
-        tok = self._match(_ASTRING_RE)
+        tok = self._match(_ASTRING)
         if tok is None:
             raise self.error(f"Expected {what}")
         return tok
 
     def nstring(self, what: str = "string") -> bytes | None:
-        if self.text[self.pos : self.pos + 3].upper() == b"NIL" and not _ASTRING_RE.match(self.text, self.pos + 3):
+        if self.text[self.pos : self.pos + 3].upper() == b"NIL" and self.scan(_ASTRING, self.pos + 3) == self.pos + 3:
             self.pos += 3
             return None
         return self.string(what)
@@ -455,13 +557,13 @@ class Reader:
         ch = self.peek()
         if ch in (b'"', b"{") or self.peek(2) == b"~{":
             return _text(self.string("mailbox pattern"))
-        tok = self._match(_LIST_MAILBOX_RE)
+        tok = self._match(_LIST_MAILBOX)
         if tok is None:
             raise self.error("Expected mailbox pattern")
         return _text(tok)
 
     def seqset(self) -> SeqSet:
-        tok = self._match(_SEQSET_RE)
+        tok = self._match(_SEQSET)
         if tok is None:
             raise self.error("Expected sequence set")
         try:
@@ -492,34 +594,48 @@ class Reader:
         quoted = self.peek() == b'"'
         if quoted:
             self.pos += 1
-        m = _DATE_RE.match(self.text, self.pos)
-        if not m or m.group(2).upper().decode() not in MONTHS:
+        text, at = self.text, self.pos
+        width = 2 if _fits(text[at : at + 3], b"dd-") else 1
+        if not _fits(text[at : at + width + 9], b"d" * width + b"-aaa-dddd"):
             raise self.error("Expected date (dd-Mon-yyyy)")
-        self.pos = m.end()
+        mon = text[at + width + 1 : at + width + 4].upper().decode()
+        if mon not in MONTHS:
+            raise self.error("Expected date (dd-Mon-yyyy)")
+        day, month, year = int(text[at : at + width]), MONTHS[mon], int(text[at + width + 5 : at + width + 9])
+        self.pos = at + width + 9
         if quoted:
             self.expect(b'"', "Expected closing quote after date")
-        day, month, year = int(m.group(1)), MONTHS[m.group(2).upper().decode()], int(m.group(3))
         _check_date(year, month, day)
         return (year, month, day)
 
     def date_time(self) -> float:
-        m = _DATE_TIME_RE.match(self.text, self.pos)
-        if not m or m.group(2).upper().decode() not in MONTHS:
+        # '"' day "-" month "-" year SP time SP zone '"', the day as "d", " d" or "dd"
+        text, at = self.text, self.pos
+        rest = b'-aaa-dddd dd:dd:dd +dddd"'
+        if _fits(text[at : at + 28], b'"dd' + rest) or _fits(text[at : at + 28], b'" d' + rest):
+            width = 2
+        elif _fits(text[at : at + 27], b'"d' + rest):
+            width = 1
+        else:
+            width = 0
+        s = text[at + 1 + width : at + 26 + width]  # from the "-" before the month
+        mon = s[1:4].upper().decode() if width else ""
+        if mon not in MONTHS:
             raise self.error('Expected date-time ("dd-Mon-yyyy hh:mm:ss +zzzz")')
-        self.pos = m.end()
-        day = int(m.group(1).strip())
-        month = MONTHS[m.group(2).upper().decode()]
-        year = int(m.group(3))
-        hh, mm, ss = int(m.group(4)), int(m.group(5)), int(m.group(6))
+        self.pos = at + 26 + width
+        day = int(text[at + 1 : at + 1 + width].strip())
+        month = MONTHS[mon]
+        year = int(s[5:9])
+        hh, mm, ss = int(s[10:12]), int(s[13:15]), int(s[16:18])
         _check_date(year, month, day)
         if hh > 23 or mm > 59 or ss > 60:
             raise ParseError("Invalid time in date-time")
-        zh, zm = int(m.group(8)), int(m.group(9))
+        zh, zm = int(s[20:22]), int(s[22:24])
         if zm > 59:
             raise ParseError("Invalid time zone in date-time")
         import calendar
 
-        offset = (zh * 3600 + zm * 60) * (1 if m.group(7) == b"+" else -1)
+        offset = (zh * 3600 + zm * 60) * (1 if s[19:20] == b"+" else -1)
         return calendar.timegm((year, month, day, hh, mm, min(ss, 59), 0, 0, 0)) - offset
 
 
@@ -550,12 +666,12 @@ def command(*names: str) -> Callable[[_CommandParser], _CommandParser]:
 
 
 def parse_command(r: Reader, tag: str) -> c.Command:
-    tok = r._match(_ATOM_RE)
+    tok = r._match(_ATOM)
     if tok is None:
         raise r.error("Expected command name")
     name = tok.decode().upper()
     if name == "UID":
-        sub = r._match(_ATOM_RE) if r.try_sp() else None
+        sub = r._match(_ATOM) if r.try_sp() else None
         sub_name = sub.decode().upper() if sub else ""
         if sub_name not in _UID_COMMANDS:
             raise ParseError("UID must be followed by FETCH, STORE, SEARCH, COPY, MOVE or EXPUNGE")
@@ -590,7 +706,13 @@ def _authenticate(r: Reader, tag: str, name: str) -> c.Command:
     mech = r.atom("SASL mechanism").upper()
     initial = None
     if r.try_sp():
-        tok = r._match(_BASE64_RE)
+        start = r.pos
+        end = r.scan(_BASE64)
+        for _ in range(2):
+            if r.text[end : end + 1] == b"=":
+                end += 1
+        r.pos = end
+        tok = r.text[start:end]
         if not tok:
             raise r.error("Expected base64 initial response")
         initial = tok
@@ -859,7 +981,6 @@ _FETCH_SIMPLE = {
     "ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE", "RFC822.TEXT",
     "BODY", "BODYSTRUCTURE", "UID", "MODSEQ", "EMAILID", "THREADID", "SAVEDATE",
 }
-_FETCH_NAME_RE = re.compile(rb"[A-Za-z0-9.]+")
 
 
 @command("FETCH")
@@ -875,10 +996,10 @@ def _fetch(r: Reader, tag: str, name: str, uid: bool = False) -> c.Command:
             items.append(fetch_att(r))
         r.expect(b")", "Expected ')' to end fetch attributes")
     else:
-        m = _FETCH_NAME_RE.match(r.text, r.pos)
-        word = m.group().decode().upper() if m else ""
-        if word in _FETCH_MACROS and r.text[m.end() : m.end() + 1] in (b"", b" ") if m else False:
-            r.pos = m.end()  # type: ignore[union-attr]
+        end = r.scan(_FETCH_NAME)
+        word = r.text[r.pos : end].decode().upper()
+        if word in _FETCH_MACROS and r.text[end : end + 1] in (b"", b" "):
+            r.pos = end
             items = [c.FetchItem(n) for n in _FETCH_MACROS[word]]
         else:
             items.append(fetch_att(r))
@@ -889,11 +1010,10 @@ def _fetch(r: Reader, tag: str, name: str, uid: bool = False) -> c.Command:
 
 
 def fetch_att(r: Reader) -> c.FetchItem:
-    m = _FETCH_NAME_RE.match(r.text, r.pos)
-    if not m:
+    tok = r._match(_FETCH_NAME)
+    if tok is None:
         raise r.error("Expected fetch attribute")
-    word = m.group().decode().upper()
-    r.pos = m.end()
+    word = tok.decode().upper()
     if r.peek() == b"[":
         if word in ("BODY", "BODY.PEEK"):
             section = _section(r, binary=False)
@@ -936,13 +1056,13 @@ def _section(r: Reader, binary: bool) -> c.Section:
     if spec is None and r.peek() != b"]":
         if binary:
             raise r.error("BINARY sections take part numbers only")
-        m = _FETCH_NAME_RE.match(r.text, r.pos)
-        word = m.group().decode().upper() if m else ""
+        end = r.scan(_FETCH_NAME)
+        word = r.text[r.pos : end].decode().upper()
         if word not in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"):
             raise r.error("Invalid section specifier")
         if word == "MIME" and not path:
             raise ParseError("MIME section needs a part number")
-        r.pos = m.end()  # type: ignore[union-attr]
+        r.pos = end
         spec = word
         if word.startswith("HEADER.FIELDS"):
             r.sp()
@@ -999,12 +1119,18 @@ def _store(r: Reader, tag: str, name: str, uid: bool = False) -> c.Command:
     if r.peek() == b"(":
         modifiers = _modifiers(r)
         r.sp("FLAGS, +FLAGS or -FLAGS")
-    m = _STORE_RE.match(r.text, r.pos)
-    if not m:
+    at = r.pos
+    sign = r.text[at : at + 1]
+    if sign in (b"+", b"-"):
+        at += 1
+    else:
+        sign = b""
+    if r.text[at : at + 5].upper() != b"FLAGS":
         raise r.error("Expected FLAGS, +FLAGS or -FLAGS")
-    r.pos = m.end()
-    mode = {b"": "set", b"+": "add", b"-": "remove"}[m.group(1)]
-    silent = m.group(2) is not None
+    at += 5
+    silent = r.text[at : at + 7].upper() == b".SILENT"
+    r.pos = at + 7 if silent else at
+    mode = {b"": "set", b"+": "add", b"-": "remove"}[sign]
     r.sp("flags")
     if r.peek() == b"(":
         flags = r.flag_list()
@@ -1054,7 +1180,7 @@ def _generic_list(r: Reader) -> list[Any]:
             elif ch in (b'"', b"{"):
                 out.append(_text(r.string()))
             else:
-                tok = r._match(_LIST_ELEMENT_RE)
+                tok = r._match(_LIST_ELEMENT)
                 if tok is None:
                     raise r.error("Expected list element")
                 out.append(tok.decode("ascii", "replace"))

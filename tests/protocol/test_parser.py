@@ -1050,3 +1050,56 @@ def test_refusal_messages():
     assert "requires authentication" in states.refusal(states.NOT_AUTHENTICATED, "SELECT")
     assert "requires a selected mailbox" in states.refusal(states.AUTHENTICATED, "FETCH")
     assert "not allowed in the logout state" in states.refusal(states.LOGOUT, "NOOP")
+
+
+# ----------------------------------------------- tokens without regular expressions
+# The reader finds tokens with byte-class tables (bytes.translate + find), not
+# `re`: these pin down the edges of the hand-written scanners.
+
+
+def test_quoted_escapes_at_the_edges():
+    assert cmd(b'a LOGIN "\\"" "x\\\\"', c.Login).user == b'"'
+    assert cmd(b'a LOGIN "\\"" "x\\\\"', c.Login).password == b"x\\"
+    assert cmd(b'a LOGIN "" "a\\"b\\\\c"', c.Login).password == b'a"b\\c'
+    err(b'a LOGIN "a\\', "Invalid quoted user name")
+    err(b'a LOGIN "a\rb" x', "Invalid quoted user name")
+
+
+def test_date_time_day_forms():
+    for text in (b'" 7-Feb-1994 22:43:04 -0800"', b'"7-Feb-1994 22:43:04 -0800"', b'"07-Feb-1994 22:43:04 -0800"'):
+        ev = cmd(b"a APPEND INBOX " + text + b" {1+}\r\nx", c.Append)
+        assert ev.messages[0].date == ts("07-Feb-1994 22:43:04 -0800"), text
+    for bad in (b'"123-Feb-1994 22:43:04 -0800"', b'"7-Fe1-1994 22:43:04 -0800"', b'"7-Feb-1994 22:43:04 0800"',
+                b'"7-Feb-1994 22:43:04 -0800', b'"7-Xyz-1994 22:43:04 -0800"'):
+        assert isinstance(parse(b"a APPEND INBOX " + bad + b" {1+}\r\nx"), ProtocolError), bad
+
+
+def test_search_date_forms():
+    assert cmd(b"a SEARCH SINCE 1-Feb-1994", c.Search)
+    assert cmd(b'a SEARCH SINCE "01-feb-1994"', c.Search)
+    err(b"a SEARCH SINCE 123-Feb-1994", "Expected date")
+    err(b"a SEARCH SINCE 1-Fob-1994", "Expected date")
+
+
+def test_store_mode_words():
+    assert cmd(b"a STORE 1 flags.silent (\\Seen)", c.Store).silent
+    ev = cmd(b"a STORE 1 -FLAGS \\Seen", c.Store)
+    assert (ev.mode, ev.silent) == ("remove", False)
+    err(b"a STORE 1 *FLAGS \\Seen", "Expected FLAGS")
+
+
+def test_literal_announcement_only_at_the_end_of_a_line():
+    evs = events(b"a LOGIN {3}\r\n")
+    assert isinstance(evs[0], NeedLiteral) and evs[0].size == 3
+    assert events(b"a LOGIN {3} x\r\n")[0].text  # not a literal: a syntax error
+    assert isinstance(events(b"a LOGIN {123456789012345678901}\r\n")[0], ProtocolError)
+
+
+def test_a_long_line_of_many_tokens_parses_in_linear_time():
+    import time
+
+    flags = b" ".join(b"kw%d" % i for i in range(20000))
+    start = time.monotonic()
+    ev = cmd(b"a STORE 1:* +FLAGS (" + flags + b")", c.Store, limits=Limits(line_length=1 << 20))
+    assert len(ev.flags) == 20000 and ev.flags[-1] == "kw19999"
+    assert time.monotonic() - start < 2.0

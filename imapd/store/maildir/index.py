@@ -40,8 +40,8 @@ class IndexCorrupt(Exception):
 
 
 class IndexData(Record):
-    __slots__ = ('uidvalidity', 'highestmodseq', 'uidlist_ident', 'ul_spare', 'dirs', 'uids', 'bases', 'infos', 'innew', 'wsize', 'mtime', 'modseq', 'names_fd', 'names_at')
-    _defaults = {'uidvalidity': 0, 'highestmodseq': 1, 'uidlist_ident': None, 'ul_spare': -1, 'dirs': None, 'uids': lambda: array("I"), 'bases': list, 'infos': list, 'innew': bytearray, 'wsize': lambda: array("q"), 'mtime': lambda: array("d"), 'modseq': lambda: array("Q"), 'names_fd': -1, 'names_at': None}
+    __slots__ = ('uidvalidity', 'highestmodseq', 'uidlist_ident', 'ul_spare', 'dirs', 'uids', 'bases', 'infos', 'info_ids', 'info_table', 'innew', 'wsize', 'mtime', 'modseq', 'names_fd', 'names_at')
+    _defaults = {'uidvalidity': 0, 'highestmodseq': 1, 'uidlist_ident': None, 'ul_spare': -1, 'dirs': None, 'uids': lambda: array("I"), 'bases': list, 'infos': list, 'info_ids': None, 'info_table': list, 'innew': bytearray, 'wsize': lambda: array("q"), 'mtime': lambda: array("d"), 'modseq': lambda: array("Q"), 'names_fd': -1, 'names_at': None}
     uidvalidity: int
     highestmodseq: int
     uidlist_ident: tuple | None   # (dev, ino, size, mtime_ns)
@@ -49,13 +49,24 @@ class IndexData(Record):
     dirs: tuple | None            # (cur mtime_ns, new mtime_ns) if trusted
     uids: array
     bases: list | None            # None: still the "name\\n" blob below
-    infos: list
+    infos: list | None            # None: still `info_ids` into `info_table` (see info_list)
+    info_ids: array | None        # per message, the position of its info suffix in info_table
+    info_table: list              # the distinct info suffixes (interned)
     innew: bytearray
     wsize: array
     mtime: array
     modseq: array
     names_fd: int                 # the index file, open until the names are read
     names_at: tuple | None        # (offset, length, count) of the names in it
+
+    def info_list(self) -> list:
+        """The info suffix of every message, as a list (built on first use:
+        100,000 list entries cost milliseconds a SELECT need not pay)."""
+        if self.infos is None:
+            ids, table = self.info_ids, self.info_table
+            self.infos = list(map(table.__getitem__, ids)) if ids is not None else []
+            self.info_ids = None
+        return self.infos
 
     def names(self) -> list:
         """The base names, read on first use: a SELECT that opens no message
@@ -141,10 +152,25 @@ def _open_ro(dir_fd: int, name: str) -> int | None:
         return None
 
 
-def _array(typecode: str, raw: memoryview) -> array:
-    a = array(typecode)
-    a.frombytes(raw)
-    return a
+def _zeros(typecode: str, n: int) -> array:
+    return array(typecode, [0]) * n
+
+
+def _read_into(fd: int, buffers: list, offset: int) -> bool:
+    """Fill `buffers` (arrays, bytearrays) from `offset`, straight from the
+    file with no intermediate bytes; False if the file is shorter."""
+    want = sum(memoryview(b).nbytes for b in buffers)
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, buffers, offset) == want
+    raw = os.pread(fd, want, offset)
+    if len(raw) != want:
+        return False
+    at = 0
+    for b in buffers:
+        m = memoryview(b).cast("B")
+        m[:] = raw[at : at + len(m)]
+        at += len(m)
+    return True
 
 
 def split_names(blob: bytes) -> list[str]:
@@ -162,8 +188,10 @@ def load_index(dir_fd: int, names: bool = True) -> IndexData | None:
     Layout: one line "imapd-index <version> <byteorder> <header length>",
     a marshal'd header (segment lengths, the table of distinct info
     suffixes), then the raw segments.  They load with no per-message Python
-    work: base names stay in the file until someone needs a file name
-    (`IndexData.names`), and info suffixes are small integers into the table.  A warm SELECT of 100,000 messages costs milliseconds."""
+    work, read straight into their arrays: base names stay in the file until
+    someone needs a file name (`IndexData.names`), and info suffixes stay
+    small integers into the table (`IndexData.info_list`).  A warm SELECT of
+    100,000 messages costs milliseconds."""
     fd = _open_ro(dir_fd, INDEX_NAME)
     if fd is None:
         return None
@@ -186,18 +214,6 @@ def load_index(dir_fd: int, names: bool = True) -> IndexData | None:
             return None
         names_at = pos + lens[0]
         rest_at = names_at + lens[1]
-        total = sum(lens) - lens[1]
-        # everything but the names, in one read
-        raw = os.pread(fd, lens[0], pos) + os.pread(fd, total - lens[0], rest_at) if total else b""
-        if len(raw) != total:
-            return None
-        view = memoryview(raw)
-        seg = {}
-        at = 0
-        for name, ln in zip(_SEGMENTS, lens):
-            if name != "bases":
-                seg[name] = view[at : at + ln]
-                at += ln
         d = IndexData(
             uidvalidity=hdr["uidvalidity"],
             highestmodseq=hdr["highestmodseq"],
@@ -205,21 +221,29 @@ def load_index(dir_fd: int, names: bool = True) -> IndexData | None:
             ul_spare=hdr.get("spare", -1),
             dirs=hdr["dirs"],
         )
-        d.uids = _array("I", seg["uids"])
+        d.uids = _zeros("I", n)
         d.bases = None  # read on demand: IndexData.names()
-        ids = _array(hdr["idtype"], seg["infoids"])
+        ids = _zeros(hdr["idtype"], n)
+        d.innew = bytearray(n)
+        d.wsize = _zeros("q", n)
+        d.mtime = _zeros("d", n)
+        d.modseq = _zeros("Q", n)
+        rest = [ids, d.innew, d.wsize, d.mtime, d.modseq]
+        if [lens[0]] + lens[2:] != [memoryview(b).nbytes for b in [d.uids] + rest]:
+            return None
+        # everything but the names, in two reads (the names lie between)
+        if not (_read_into(fd, [d.uids], pos) and _read_into(fd, rest, rest_at)):
+            return None
         intern = sys.intern
         table = [intern(x) for x in table]
-        if ids and max(ids) >= len(table):
+        if ids.typecode == "B":  # every id names an entry: nothing is left once they are deleted
+            if ids.tobytes().translate(None, bytes(range(len(table)))):
+                return None
+        elif ids and max(ids) >= len(table):
             return None
-        d.infos = list(map(table.__getitem__, ids))
-        d.innew = bytearray(seg["innew"])
-        d.wsize = _array("q", seg["wsize"])
-        d.mtime = _array("d", seg["mtime"])
-        d.modseq = _array("Q", seg["modseq"])
-        del view, seg, raw
-        if not (len(d.uids) == len(d.infos) == len(d.innew) == len(d.wsize) == len(d.mtime) == len(d.modseq) == n):
-            return None
+        d.infos = None  # built on demand: IndexData.info_list()
+        d.info_ids = ids
+        d.info_table = table
         # (UIDs are not checked for order: only save_index writes this file,
         # atomically, from a sorted view; the check cost 5 ms per SELECT)
         if names:

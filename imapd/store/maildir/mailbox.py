@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import stat as _stat
 import sys
 import time
@@ -43,10 +42,14 @@ from imapd.store.maildir.message import CRLFReader, read_wire, to_wire, wire_siz
 from imapd.store.maildir.watch import IN_MOVED_FROM, IN_MOVED_TO
 
 if TYPE_CHECKING:
+    from imapd.store.maildir.cache import CacheColumn
     from imapd.store.maildir.store import MaildirStore
 
 NO_TIME = -1.0e300  # internal date not known yet
-_SAFE_KEY = re.compile(r"[a-z0-9][a-z0-9.,_-]*")
+# a cache key that may name a file: [a-z0-9][a-z0-9.,_-]* (checked without `re`,
+# which a session that never caches anything should not import)
+_KEY_FIRST = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_KEY_CHARS = _KEY_FIRST | frozenset(".,_-")
 # Extra readdirs of new/ and cur/ when a file the uidlist names was not seen:
 # readdir() may miss a file that is renamed while it runs.
 RESCANS = 2
@@ -131,7 +134,9 @@ class MaildirMailbox(Mailbox):
         self._hint = 0
         self._bases_list: list[str] | None = []
         self._names_src: idxmod.IndexData | None = None  # names not read yet (see _bases)
-        self._infos: list[str] = []
+        self._infos_list: list[str] | None = []  # None: still _info_ids (see _infos)
+        self._info_ids: array | None = None
+        self._info_table: list[str] = []
         self._innew = bytearray()
         self._wsize = array("q")
         self._mtime = array("d")
@@ -186,7 +191,9 @@ class MaildirMailbox(Mailbox):
             self._uids = idx.uids
             self._bases_list = idx.bases
             self._names_src = idx
-            self._infos = idx.infos
+            self._infos_list = None  # the index's compact ids until a list is needed
+            self._info_ids = idx.info_ids
+            self._info_table = idx.info_table
             self._innew = idx.innew
             self._wsize = idx.wsize
             self._mtime = idx.mtime
@@ -218,10 +225,16 @@ class MaildirMailbox(Mailbox):
                 # nothing was reported to anyone yet, so every UID may appear
                 self._max_seen = 0
                 self._full_sync(initial=True)
+                if self._synced_dirs is not None and self._synced_dirs != idx.dirs:
+                    # a snapshot the index did not have (it was saved after our
+                    # own changes, or the directories were too fresh): save it,
+                    # so that the next open needs no readdir of 100,000 files
+                    self._index_dirty = True
         else:
             if idx is not None:
                 self._hms = max(self._hms, idx.highestmodseq)
                 idx.bases = []  # not needed to seed
+                idx.info_list()
                 idx.close()
             self._full_sync(seed=idx, initial=True)
         del idx
@@ -253,6 +266,23 @@ class MaildirMailbox(Mailbox):
         if self._names_src is not None:
             self._names_src.close()
             self._names_src = None
+
+    @property
+    def _infos(self) -> list[str]:
+        """Info suffixes by position.  A warm open keeps the index's ids (one
+        byte per message) and builds this list of 100,000 strings only when
+        a command needs it: SELECT does not (see first_unseen)."""
+        infos = self._infos_list
+        if infos is None:
+            ids, table = self._info_ids, self._info_table
+            infos = self._infos_list = list(map(table.__getitem__, ids)) if ids is not None else []
+            self._info_ids = None
+        return infos
+
+    @_infos.setter
+    def _infos(self, infos: list[str]) -> None:
+        self._infos_list = infos
+        self._info_ids = None
 
     def _names_from_uidlist(self) -> list[str]:
         """Base names for the view's UIDs from dovecot-uidlist, when the
@@ -414,6 +444,13 @@ class MaildirMailbox(Mailbox):
         # few distinct info suffixes: decide per suffix, then find the first
         # position in C (compress/map), not with a Python loop per message
         flags = self._f.codec.flags
+        ids = self._info_ids
+        if self._infos_list is None and ids is not None and ids.itemsize == 1:
+            # still the index's one byte per message: one memchr per unseen suffix
+            raw = ids.tobytes()
+            found = [raw.find(k) for k, info in enumerate(self._info_table) if "\\Seen" not in flags(info)]
+            first = min((p for p in found if p >= 0), default=-1)
+            return self._uids[first] if first >= 0 else 0
         unseen = {i for i in set(self._infos) if "\\Seen" not in flags(i)}
         if not unseen:
             return 0
@@ -1517,6 +1554,9 @@ class MaildirMailbox(Mailbox):
     def _column(self, key: str) -> CacheColumn:
         col = self._columns.get(key)
         if col is None:
+            # imported on first use: SELECT, STORE and flag FETCHes cache nothing
+            from imapd.store.maildir.cache import CacheColumn
+
             persistent = self._store.use_index and self._key_gets_file(key)
             col = self._columns[key] = CacheColumn(self._f.fd, key, self._uidvalidity, persistent)
             for u in self._cache_dropped:
@@ -1527,7 +1567,9 @@ class MaildirMailbox(Mailbox):
         """Keys name files: only plain names, and at most MAX_CLIENT_KEYS keys
         made from what clients ask (header field sets, searched fields) per
         mailbox, so no client can litter the Maildir with cache files."""
-        if len(key) > 120 or not _SAFE_KEY.fullmatch(key):
+        from imapd.store.maildir.cache import CLIENT_KEY_PREFIXES, MAX_CLIENT_KEYS, PREFIX
+
+        if not (0 < len(key) <= 120 and key[0] in _KEY_FIRST and _KEY_CHARS.issuperset(key)):
             return False
         if not key.startswith(CLIENT_KEY_PREFIXES):
             return True

@@ -1,0 +1,213 @@
+"""A warm SELECT answers from imapd.index's compact columns: the info suffixes
+stay one byte per message (ids into a table) until a command needs them as
+strings, and the first unseen message is found in those bytes.  These tests
+check that the answers agree with the per-message ones, on a warm open and
+after every kind of change: our own STORE and EXPUNGE, new mail, and changes
+made by other programs."""
+
+from __future__ import annotations
+
+import marshal
+import os
+import time
+
+from imapd.selected import SelectedView
+from imapd.store import open_store
+from imapd.store.maildir import index as idxmod
+
+from maildir_helpers import append, cur_files, deliver, msg
+
+
+def _warm_inbox(maildir: str, n: int, unseen: tuple[int, ...] = (2, 3)) -> None:
+    """n messages (those in `unseen` without \\Seen), an index written, and
+    directories old enough that the next open adopts it without a readdir."""
+    s = open_store(maildir, use_inotify=False)
+    for k in range(1, n + 1):
+        append(s, "INBOX", msg(k), flags=[] if k in unseen else ["\\Seen"])
+    old = time.time() - 10
+    for sub in ("cur", "new"):
+        os.utime(os.path.join(maildir, sub), (old, old))
+    mb = s.open("INBOX")
+    mb.close()
+    s.close()
+
+
+def _file_of(maildir: str, k: int) -> str:
+    """The path of message msg(k) in cur/."""
+    for name in os.listdir(os.path.join(maildir, "cur")):
+        path = os.path.join(maildir, "cur", name)
+        with open(path, "rb") as fh:
+            if fh.read() == msg(k):
+                return path
+    raise FileNotFoundError(k)
+
+
+def _first_unseen_by_flags(mb) -> int:
+    return next((u for u in mb.uids() if "\\Seen" not in mb.flags(u)), 0)
+
+
+def test_warm_open_keeps_the_compact_ids_and_finds_the_first_unseen(maildir):
+    _warm_inbox(maildir, 6, unseen=(4, 6))
+    s = open_store(maildir, use_inotify=False)
+    mb = s.open("INBOX")
+    assert mb._synced_dirs is not None  # adopted from the index
+    assert mb._infos_list is None and mb._info_ids is not None
+    assert mb.first_unseen() == 4
+    assert mb._infos_list is None  # answered from the ids, no list was built
+    assert _first_unseen_by_flags(mb) == 4  # (builds the list)
+    assert mb._infos_list is not None and mb._info_ids is None
+    assert mb.first_unseen() == 4
+    mb.close()
+    s.close()
+
+
+def test_warm_open_with_every_message_seen(maildir):
+    _warm_inbox(maildir, 3, unseen=())
+    s = open_store(maildir, use_inotify=False)
+    mb = s.open("INBOX")
+    assert mb._infos_list is None
+    assert mb.first_unseen() == 0 == _first_unseen_by_flags(mb)
+    mb.close()
+    s.close()
+
+
+def test_first_unseen_follows_store_expunge_and_new_mail(maildir):
+    _warm_inbox(maildir, 5)
+    s = open_store(maildir, use_inotify=False)
+    mb = s.open("INBOX")
+    assert mb.first_unseen() == 2
+    mb.store_flags([2], "add", ["\\Seen"])
+    assert mb.first_unseen() == 3 == _first_unseen_by_flags(mb)
+    mb.store_flags([3], "add", ["\\Seen"])
+    assert mb.first_unseen() == 0 == _first_unseen_by_flags(mb)
+    deliver(maildir, msg(6))
+    assert mb.sync().added == [6]
+    assert mb.first_unseen() == 6 == _first_unseen_by_flags(mb)
+    mb.store_flags([1], "remove", ["\\Seen"])
+    mb.store_flags([1], "add", ["\\Deleted"])
+    assert mb.first_unseen() == 1
+    assert mb.expunge() == [1]
+    mb.sync()
+    assert mb.first_unseen() == 6 == _first_unseen_by_flags(mb)
+    mb.close()
+    s.close()
+    # the index written at close answers the next warm open the same way
+    for _ in range(2):  # the directories aged: one full scan (new/ -> cur/), then a trusted snapshot
+        old = time.time() - 10
+        for sub in ("cur", "new"):
+            os.utime(os.path.join(maildir, sub), (old, old))
+        s = open_store(maildir, use_inotify=False)
+        s.open("INBOX").close()
+        s.close()
+    s = open_store(maildir, use_inotify=False)
+    mb = s.open("INBOX")
+    assert mb._infos_list is None
+    assert list(mb.uids()) == [2, 3, 4, 5, 6]
+    assert mb.first_unseen() == 6 == _first_unseen_by_flags(mb)
+    mb.close()
+    s.close()
+
+
+def test_first_unseen_after_changes_by_other_programs(maildir):
+    _warm_inbox(maildir, 4)
+    s = open_store(maildir, use_inotify=False)
+    mb = s.open("INBOX")
+    assert mb._infos_list is None
+    # a mail client marks message 2 seen by renaming its file, another deletes 3
+    names = cur_files(maildir)
+    os.rename(os.path.join(maildir, "cur", names[1]), os.path.join(maildir, "cur", names[1] + "S"))
+    os.unlink(os.path.join(maildir, "cur", names[2]))
+    changes = mb.sync()
+    assert changes.flags_changed == [2] and changes.expunged == [3]
+    assert mb.first_unseen() == 0 == _first_unseen_by_flags(mb)
+    mb.close()
+    s.close()
+    # an open after the change does not trust the stale snapshot
+    os.rename(os.path.join(maildir, "cur", names[0]), os.path.join(maildir, "cur", names[0].replace(":2,S", ":2,")))
+    s = open_store(maildir, use_inotify=False)
+    mb = s.open("INBOX")
+    assert list(mb.uids()) == [1, 2, 4]
+    assert mb.first_unseen() == 1 == _first_unseen_by_flags(mb)
+    mb.close()
+    s.close()
+
+
+def test_selected_view_keeps_its_own_copy_of_the_uids(maildir):
+    _warm_inbox(maildir, 3)
+    s = open_store(maildir, use_inotify=False)
+    mb = s.open("INBOX")
+    view = SelectedView(mb, False)
+    assert view.uids is not mb.uids()  # the store's array grows on its own
+    assert list(view.uids) == [1, 2, 3] and view.seq_of(3) == 3 and view.seq_of(4) is None
+    deliver(maildir, msg(4))
+    deliver(maildir, msg(5))
+    out = view.report_changes(True)
+    assert b"* 5 EXISTS\r\n" in out and list(view.uids) == [1, 2, 3, 4, 5]
+    assert list(mb.uids()) == [1, 2, 3, 4, 5]
+    os.unlink(_file_of(maildir, 1))
+    assert view.report_changes(True).startswith(b"* 1 EXPUNGE\r\n")
+    assert list(view.uids) == [2, 3, 4, 5] and view.seq_of(2) == 1
+    view.close()
+    s.close()
+
+
+def _segment_offsets(path: str) -> dict[str, tuple[int, int]]:
+    """(offset, length) of each segment of an imapd.index file."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    nl = data.index(b"\n")
+    hlen = int(data[:nl].split(b" ")[3])
+    hdr = marshal.loads(data[nl + 1 : nl + 1 + hlen])
+    at = nl + 1 + hlen
+    out = {}
+    for name, ln in zip(idxmod._SEGMENTS, hdr["segments"]):
+        out[name] = (at, ln)
+        at += ln
+    return out
+
+
+def test_index_with_an_info_id_outside_its_table_is_rebuilt(maildir):
+    _warm_inbox(maildir, 3)
+    path = os.path.join(maildir, "imapd.index")
+    at, ln = _segment_offsets(path)["infoids"]
+    assert ln == 3  # one byte per message
+    with open(path, "r+b") as fh:
+        fh.seek(at + 1)
+        fh.write(b"\xff")
+    fd = os.open(maildir, os.O_RDONLY)
+    try:
+        assert idxmod.load_index(fd) is None
+    finally:
+        os.close(fd)
+    s = open_store(maildir, use_inotify=False)
+    mb = s.open("INBOX")
+    assert list(mb.uids()) == [1, 2, 3]
+    assert mb.first_unseen() == 2 == _first_unseen_by_flags(mb)
+    assert mb.flags(1) == {"\\Seen"} and mb.flags(2) == frozenset()
+    mb.close()
+    s.close()
+
+
+def test_load_index_reads_every_column(maildir):
+    _warm_inbox(maildir, 4)
+    s = open_store(maildir, use_inotify=False)
+    mb = s.open("INBOX")
+    sizes = [mb.size(u) for u in (1, 2, 3, 4)]
+    dates = [mb.internal_date(u) for u in (1, 2, 3, 4)]
+    flags = [mb.flags(u) for u in (1, 2, 3, 4)]
+    mb.close()  # the sizes and dates learnt are written to the index
+    s.close()
+    fd = os.open(maildir, os.O_RDONLY)
+    try:
+        d = idxmod.load_index(fd)
+        assert d is not None and d.infos is None and len(d.info_ids) == 4
+        assert list(d.uids) == [1, 2, 3, 4]
+        assert list(d.wsize) == sizes and list(d.mtime) == dates
+        assert bytes(d.innew) == b"\0\0\0\0" and len(d.modseq) == 4
+        infos = d.info_list()
+        assert d.infos is infos and d.info_ids is None
+        assert ["S" in i for i in infos] == [f == {"\\Seen"} for f in flags]
+        assert d.names() == [n.partition(":")[0] for n in cur_files(maildir)]
+    finally:
+        d.close()
+        os.close(fd)

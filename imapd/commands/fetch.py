@@ -117,34 +117,39 @@ class MessageData:
                 self.mailbox.cache_put(self.uid, "mime", self._root.to_cache())
         return self._root
 
-    def derived_wire(self, key: str, build: Callable[[bytes, Any], Any]) -> bytes:
+    def derived_wire(self, key: str, build: Callable[[bytes, Any], bytes]) -> bytes:
         """A derived value (ENVELOPE, BODY, BODYSTRUCTURE) encoded for the wire.
 
         The encoded bytes are what is cached: a warm FETCH then costs a lookup,
         not a parse and an encode (Dovecot caches `imap.bodystructure` so too)."""
         value = self.mailbox.cache_get(self.uid, key)
         if type(value) is not bytes:
-            value = R.encode(build(self.data, self.root))
-            self.mailbox.cache_put(self.uid, key, value)
+            value = self.build_wire(key, build)
+        return value
+
+    def build_wire(self, key: str, build: Callable[[bytes, Any], bytes]) -> bytes:
+        """`derived_wire` for a value known not to be cached (no lookup)."""
+        value = build(self.data, self.root)
+        self.mailbox.cache_put(self.uid, key, value)
         return value
 
 
-def _envelope(data: bytes, root: Any) -> Any:
-    from ..mime import envelope
+def _envelope(data: bytes, root: Any) -> bytes:
+    from ..mime.wire import envelope_wire
 
-    return envelope(data, root)
-
-
-def _body(data: bytes, root: Any) -> Any:
-    from ..mime import body_structure
-
-    return body_structure(data, root, False)
+    return envelope_wire(data, root)
 
 
-def _bodystructure(data: bytes, root: Any) -> Any:
-    from ..mime import body_structure
+def _body(data: bytes, root: Any) -> bytes:
+    from ..mime.wire import body_structure_wire
 
-    return body_structure(data, root, True)
+    return body_structure_wire(data, root, False)
+
+
+def _bodystructure(data: bytes, root: Any) -> bytes:
+    from ..mime.wire import body_structure_wire
+
+    return body_structure_wire(data, root, True)
 
 
 def section_label(item: FetchItem) -> bytes:
@@ -323,7 +328,8 @@ class _Column:
 
 def _derived_column(name: str) -> _Column:
     key, builder = _DERIVED[name]
-    return _Column(key, lambda msg: msg.derived_wire(key, builder))
+    # only called for a value the column's read found missing: no second lookup
+    return _Column(key, lambda msg: msg.build_wire(key, builder))
 
 
 def _header_column(item: FetchItem, key: str) -> _Column:

@@ -112,3 +112,63 @@ def test_find_raw_never_matches_across_two_values(dirfd):
     assert col.find_raw(b"kumquat") == {3, 5}
     assert col.find_raw(b"zzz") == set()
     assert reopen(dirfd, key="none").find_raw(b"x") is None
+
+
+def _put_like_a_fetch(col, uids, value, mtime=1.0):
+    """Put values as FETCH 1:* does: flushing whenever the column asks to."""
+    for u in uids:
+        col.put(u, mtime, value(u))
+        if col.wants_flush():
+            col.flush(None)
+
+
+def test_ascending_values_go_to_a_run_then_one_file(dirfd, tmp_path):
+    col = reopen(dirfd)
+    value = lambda u: b"%d:" % u + b"x" * 3000
+    _put_like_a_fetch(col, range(1, 1001), value)
+    # beyond RUN_BYTES the values left memory for the run; no cache file yet
+    assert len(col.run_uids) > 0 and col.pending_bytes < C.RUN_BYTES
+    assert not os.path.exists(tmp_path / "imapd.cache-k")
+    # everything readable meanwhile: run, pending and absent entries
+    assert col.get(1, 1.0) == value(1) and col.get(1000, 1.0) == value(1000)
+    assert col.get(1, 2.0) is None  # another mtime
+    got = list(col.get_many(range(1, 1003), [1.0] * 1002))
+    assert got == [value(u) for u in range(1, 1001)] + [None, None]
+    col.flush(range(1, 1001), final=True)
+    assert not col.run_uids and col.run_fd < 0 and list(col.uids) == list(range(1, 1001))
+    col.close()
+    assert os.listdir(tmp_path) == ["imapd.cache-k"]  # no temporary file left behind
+    col = reopen(dirfd)
+    assert not col.tail and list(col.get_many(range(1, 1001), [1.0] * 1000)) == [value(u) for u in range(1, 1001)]
+
+
+def test_a_run_follows_an_existing_main_part(dirfd):
+    col = reopen(dirfd)
+    for u in range(1, 11):
+        col.put(u, 1.0, b"old%d" % u)
+    col.flush(None, final=True)
+    col.close()
+    col = reopen(dirfd)
+    _put_like_a_fetch(col, range(100, 2100), lambda u: b"new%d" % u + b"y" * 2000)
+    assert col.run_uids
+    col.flush(None, final=True)
+    col.close()
+    col = reopen(dirfd)
+    assert col.get(3, 1.0) == b"old3" and col.get(2099, 1.0) == b"new2099" + b"y" * 2000
+    assert len(col.uids) == 2010 and not col.tail
+
+
+def test_a_run_with_gone_or_out_of_order_entries_is_merged(dirfd):
+    col = reopen(dirfd)
+    _put_like_a_fetch(col, range(1, 1001), lambda u: b"a" * 2000)
+    assert col.run_uids
+    # a value put out of order (below the run) cannot join it: one merge
+    col.put(500, 2.0, b"replaced")
+    col.drop(7)
+    col.flush([u for u in range(1, 1001) if u != 9], final=True)
+    assert not col.run_uids
+    col.close()
+    col = reopen(dirfd)
+    assert col.get(500, 2.0) == b"replaced" and col.get(500, 1.0) is None
+    assert col.get(7, 1.0) is None and col.get(9, 1.0) is None and col.get(8, 1.0) == b"a" * 2000
+    assert len(col.uids) == 998

@@ -34,7 +34,6 @@ from imapd.store.base import (
     SyncChanges,
 )
 from imapd.store.maildir import index as idxmod
-from imapd.store.maildir.cache import CLIENT_KEY_PREFIXES, FLUSH_BYTES, MAX_CLIENT_KEYS, PREFIX, CacheColumn
 from imapd.store.maildir.flags import FORWARDED, flag_letters, normalize_flag
 from imapd.store.maildir.folder import VERIFY_AFTER, MaildirFolder, full_error
 from imapd.store.maildir.layout import O_FILE
@@ -1616,7 +1615,7 @@ class MaildirMailbox(Mailbox):
         except ValueError:
             return  # not marshal-able: not cached
         self._cache_dropped.discard(uid)
-        if col.pending_bytes >= FLUSH_BYTES and self._f.writable:
+        if col.wants_flush() and self._f.writable:
             try:
                 col.flush(self._uids)  # bounded memory during a FETCH 1:*
             except OSError:

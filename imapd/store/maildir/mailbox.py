@@ -19,11 +19,11 @@ import sys
 import time
 from array import array
 from bisect import bisect_left
-from itertools import compress, count
+from itertools import compress, count, repeat
 from operator import is_not, itemgetter
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
-    from typing import BinaryIO, Iterable, Iterator, Sequence
+    from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
 from imapd.store.base import (
     CopyResult,
@@ -459,24 +459,31 @@ class MaildirMailbox(Mailbox):
     def message_meta(self, uids: Iterable[int], size: bool, date: bool) -> Iterator[tuple | None]:
         flags = self._f.codec.flags
         infos, wsize, mtime, modseq = self._infos, self._wsize, self._mtime, self._modseq
-        uids = uids if isinstance(uids, list) else list(uids)
-        if uids:
+        if not isinstance(uids, (list, array)):
+            uids = list(uids)
+        if len(uids):
             lo = self._pos(uids[0])
             hi = lo + len(uids)
+            whole = lo == 0 and hi == len(self._uids)
+
+            def cols(a: Any) -> Any:
+                """a[lo:hi], without a copy when that is all of it (FETCH 1:*)"""
+                return a if whole else a[lo:hi]
+
             if (
                 lo >= 0
-                and self._uids[lo:hi].tolist() == uids
-                and not (size and -1 in wsize[lo:hi])
-                and not (date and NO_TIME in mtime[lo:hi])
+                and (self._uids == uids if whole and isinstance(uids, array) else self._uids[lo:hi].tolist() == list(uids))
+                and not (size and -1 in cols(wsize))
+                and not (date and NO_TIME in cols(mtime))
             ):
                 # a run of consecutive messages with everything known (FETCH 1:*):
-                # straight from the arrays, no lookup per message
-                zero = [0] * (hi - lo)
+                # straight from the arrays, no lookup per message, and no copy
+                # of 100,000 entries (nor a list of 100,000 ints)
                 yield from zip(
-                    map(flags, infos[lo:hi]),
-                    wsize[lo:hi] if size else zero,
-                    mtime[lo:hi] if date else zero,
-                    modseq[lo:hi],
+                    map(flags, cols(infos)),
+                    cols(wsize) if size else repeat(0),
+                    cols(mtime) if date else repeat(0),
+                    cols(modseq),
                 )
                 return
         pos = self._pos

@@ -313,9 +313,11 @@ def count_lines(data: bytes, start: int, end: int) -> int:
     """Number of LFs in data[start:end].
 
     ``bytes.count`` tests every byte; ``replace`` finds LFs with memchr and is
-    about twice as fast on mail-sized bodies, copy included.
+    about twice as fast on mail-sized bodies, copy included -- up to about
+    100 KB: beyond that the copy costs more than it saves (an attachment of
+    2 MB counts twice as fast with ``count``, and allocates nothing).
     """
-    if end - start < 256:
+    if end - start < 256 or end - start > 131072:
         return data.count(b"\n", start, end)
     seg = data[start:end] if start or end != len(data) else data
     return len(seg) - len(seg.replace(b"\n", b""))

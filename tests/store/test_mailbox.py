@@ -561,6 +561,45 @@ def test_delivery_in_idle_reusing_a_recorded_name_gets_no_second_uid(maildir):
     s.close()
 
 
+def test_records_of_files_deleted_by_others_are_dropped(maildir, monkeypatch):
+    """mutt deletes a message: the full listing that notices drops its
+    record from the list (as Dovecot does), so the next delivery is again
+    numbered from new/ alone -- unless the lock is busy, then it waits for
+    a later listing and nobody is kept waiting."""
+    from imapd.store.maildir import mailbox as mbmod
+
+    s, mb, fds = _idle_box(maildir)
+    records = dict(_uidlist_records(maildir))
+    for uid in (1, 2):
+        gone = [n for n in cur_files(maildir) if n.split(":")[0] == records[uid]][0]
+        os.unlink(os.path.join(maildir, "cur", gone))
+    busy = os.path.join(maildir, "dovecot-uidlist.lock")
+    with open(busy, "w") as fh:
+        fh.write("%d:%s" % (os.getppid(), os.uname().nodename))  # another live process holds it
+    assert _wait_events(fds)
+    mb.drain_watch()
+    assert mb.sync().expunged == [1, 2]
+    assert sorted(dict(_uidlist_records(maildir))) == [1, 2, 3, 4]  # left for later
+    os.unlink(busy)
+    os.rename(os.path.join(maildir, "cur", cur_files(maildir)[0]),
+              os.path.join(maildir, "cur", cur_files(maildir)[0] + "F"))
+    assert _wait_events(fds)
+    mb.drain_watch()
+    assert len(mb.sync().flags_changed) == 1
+    assert sorted(dict(_uidlist_records(maildir))) == [3, 4]
+    listed = []
+    scan = mbmod._scan_dir
+    monkeypatch.setattr(mbmod, "_scan_dir", lambda fd: listed.append(fd == mb._f.cur_fd) or scan(fd))
+    deliver(maildir, msg(600))
+    assert _wait_events(fds)
+    mb.drain_watch()
+    assert mb.sync().added == [5]
+    assert listed == [False]
+    assert list(mb.uids()) == [3, 4, 5]
+    mb.close()
+    s.close()
+
+
 def test_cache_loads_only_the_keys_asked_for(store, maildir, monkeypatch):
     import marshal
 

@@ -177,6 +177,17 @@ class DotLock:
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
+    def try_acquire(self) -> bool:
+        """Take the lock if nobody holds it (one attempt, no waiting): for
+        work that can as well be done the next time."""
+        if self._count:
+            self._count += 1
+            return True
+        if self._try_create():
+            self._count = 1
+            return True
+        return False
+
     def release(self) -> None:
         if self._count <= 0:
             return

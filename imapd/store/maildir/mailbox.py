@@ -1353,6 +1353,46 @@ class MaildirMailbox(Mailbox):
         self._last_full = time.monotonic()
         self._log_pos = f.log_base + len(f.log)
         self._ul_changes = ul_changes
+        if self._ul_spare > 0 and list_cur and not self.readonly and f.writable and not self._virtual:
+            self._drop_spare_records()
+
+    def _drop_spare_records(self) -> None:
+        """Drop the uidlist records whose files are gone (deleted by mutt, or
+        by a session that died before it could drop them), as Dovecot does
+        after listing the directories.  While such a record remains, a file that
+        reuses its name could get a second UID, so a delivery must be
+        numbered by a full listing (see `_sync_new_only`).  Only when the
+        list is still the one this listing saw, and the lock is free: else
+        the next full listing tries again."""
+        f = self._f
+        ul = f.uidlist
+        if not f.lock.try_acquire():
+            return
+        try:
+            st = ul.stat()
+            if st is None or self._synced_ul != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
+                return
+            changes_before = ul.changes
+            if not ul.loaded:
+                ul.load()
+            else:
+                ul.refresh()
+            shown = set(self._uids)
+            gone = {u for u in ul.uids if u not in shown}
+            st2 = ul.stat()
+            if len(gone) != self._ul_spare or st2 is None or (st2.st_dev, st2.st_ino, st2.st_size) != (st.st_dev, st.st_ino, st.st_size):
+                return  # not what the listing counted: leave it to the next one
+            ul.rewrite(drop=gone)
+            st = ul.stat()
+        except OSError:
+            return  # (a full disk...): the records do no harm but time
+        finally:
+            f.lock.release()
+        if st is not None:
+            self._synced_ul = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            self._ul_spare = 0
+            if self._ul_changes == changes_before:
+                self._ul_changes = ul.changes  # reading back what we saw is no news
 
     def _missing(self, nu: array) -> list[int]:
         if len(nu) >= len(self._uids) and nu[: len(self._uids)] == self._uids:

@@ -166,12 +166,12 @@ def hash_password() -> int:
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    import select
-
     while data:
         try:
             n = os.write(fd, data)
         except BlockingIOError:
+            import select  # (only now: the greeting goes out before the loop's modules load)
+
             select.select([], [fd], [], 5)
             continue
         data = data[n:]

@@ -8,8 +8,8 @@ so message sequence numbers always mean what the client thinks they mean.
 
 from __future__ import annotations
 
-from array import array
-from bisect import bisect_left, bisect_right
+from imapd.arrays import array
+from _bisect import bisect_left, bisect_right  # (what `bisect` re-exports: one module less to load)
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
     from typing import Sequence

@@ -6,7 +6,7 @@ means "the largest number in use" only at the moment the command runs.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from _bisect import bisect_left, bisect_right  # (what `bisect` re-exports: one module less to load)
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
     from typing import Iterator, Sequence

@@ -202,8 +202,10 @@ def test_load_index_reads_every_column(maildir):
         d = idxmod.load_index(fd)
         assert d is not None and d.infos is None and len(d.info_ids) == 4
         assert list(d.uids) == [1, 2, 3, 4]
-        assert list(d.wsize) == sizes and list(d.mtime) == dates
-        assert bytes(d.innew) == b"\0\0\0\0" and len(d.modseq) == 4
+        assert d.wsize is None and d.fd >= 0  # read on demand, from this very file
+        wsize, mtime, modseq = d.meta()
+        assert d.wsize is wsize and list(wsize) == sizes and list(mtime) == dates
+        assert bytes(d.innew) == b"\0\0\0\0" and len(modseq) == 4
         infos = d.info_list()
         assert d.infos is infos and d.info_ids is None
         assert ["S" in i for i in infos] == [f == {"\\Seen"} for f in flags]

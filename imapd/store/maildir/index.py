@@ -21,7 +21,7 @@ from __future__ import annotations
 import marshal
 import os
 import sys
-from array import array
+from imapd.arrays import array
 from imapd.record import Record
 
 TYPE_CHECKING = False
@@ -40,8 +40,8 @@ class IndexCorrupt(Exception):
 
 
 class IndexData(Record):
-    __slots__ = ('uidvalidity', 'highestmodseq', 'uidlist_ident', 'ul_spare', 'dirs', 'uids', 'bases', 'infos', 'info_ids', 'info_table', 'innew', 'wsize', 'mtime', 'modseq', 'names_fd', 'names_at')
-    _defaults = {'uidvalidity': 0, 'highestmodseq': 1, 'uidlist_ident': None, 'ul_spare': -1, 'dirs': None, 'uids': lambda: array("I"), 'bases': list, 'infos': list, 'info_ids': None, 'info_table': list, 'innew': bytearray, 'wsize': lambda: array("q"), 'mtime': lambda: array("d"), 'modseq': lambda: array("Q"), 'names_fd': -1, 'names_at': None}
+    __slots__ = ('uidvalidity', 'highestmodseq', 'uidlist_ident', 'ul_spare', 'dirs', 'uids', 'bases', 'infos', 'info_ids', 'info_table', 'innew', 'wsize', 'mtime', 'modseq', 'fd', 'names_at', 'meta_at', 'count')
+    _defaults = {'uidvalidity': 0, 'highestmodseq': 1, 'uidlist_ident': None, 'ul_spare': -1, 'dirs': None, 'uids': lambda: array("I"), 'bases': list, 'infos': list, 'info_ids': None, 'info_table': list, 'innew': bytearray, 'wsize': lambda: array("q"), 'mtime': lambda: array("d"), 'modseq': lambda: array("Q"), 'fd': -1, 'names_at': None, 'meta_at': None, 'count': 0}
     uidvalidity: int
     highestmodseq: int
     uidlist_ident: tuple | None   # (dev, ino, size, mtime_ns)
@@ -53,11 +53,13 @@ class IndexData(Record):
     info_ids: array | None        # per message, the position of its info suffix in info_table
     info_table: list              # the distinct info suffixes (interned)
     innew: bytearray
-    wsize: array
-    mtime: array
-    modseq: array
-    names_fd: int                 # the index file, open until the names are read
+    wsize: array | None           # None: still in the file (see meta)
+    mtime: array | None
+    modseq: array | None
+    fd: int                       # the index file, open until names and meta are read
     names_at: tuple | None        # (offset, length, count) of the names in it
+    meta_at: tuple | None         # (offset, count) of the sizes, dates and MODSEQs in it
+    count: int                    # messages in the file (the arrays above may grow)
 
     def info_list(self) -> list:
         """The info suffix of every message, as a list (built on first use:
@@ -73,26 +75,61 @@ class IndexData(Record):
         file never reads (or splits) 100,000 names."""
         if self.bases is None:
             names: list[str] = []
-            if self.names_fd >= 0 and self.names_at is not None:
-                at, length, n = self.names_at
+            where, self.names_at = self.names_at, None
+            if self.fd >= 0 and where is not None:
+                at, length, n = where
                 try:
-                    blob = os.pread(self.names_fd, length, at)
+                    blob = os.pread(self.fd, length, at)
                 except OSError:
                     blob = b""
                 names = split_names(blob) if len(blob) == length else []
                 if len(names) != n:
+                    self._release()
                     raise IndexCorrupt("imapd.index: the names segment does not match")
-            self.close()
+            self._release()
             self.bases = names
         return self.bases
 
-    def close(self) -> None:
-        if self.names_fd >= 0:
+    def meta(self) -> tuple[array, array, array]:
+        """Sizes, dates and MODSEQs, read on first use: SELECT needs none of
+        them (2.4 MB for 100,000 messages).  They come from the file this
+        index was loaded from (its descriptor stays open until then), never
+        from one that has replaced it since."""
+        if self.wsize is None or self.mtime is None or self.modseq is None:
+            where, self.meta_at = self.meta_at, None
+            if where is None or self.fd < 0:
+                raise IndexCorrupt("imapd.index: sizes, dates and MODSEQs are no longer readable")
+            at, n = where
+            cols = [_zeros("q", n), _zeros("d", n), _zeros("Q", n)]
             try:
-                os.close(self.names_fd)
+                ok = _read_into(self.fd, cols, at)
+            except OSError:
+                ok = False
+            self._release()
+            if not ok:
+                raise IndexCorrupt("imapd.index: the sizes, dates and MODSEQs cannot be read")
+            self.wsize, self.mtime, self.modseq = cols
+        return self.wsize, self.mtime, self.modseq
+
+    def drop_names(self) -> None:
+        """The names are not needed (the view has its own): release them."""
+        self.names_at = None
+        self._release()
+
+    def _release(self) -> None:
+        """Close the file once nothing more is to be read from it."""
+        if self.names_at is None and self.meta_at is None:
+            self.close()
+
+    def close(self) -> None:
+        """Close the file; what was not read yet can no longer be."""
+        self.names_at = self.meta_at = None
+        if self.fd >= 0:
+            try:
+                os.close(self.fd)
             except OSError:
                 pass
-            self.names_fd = -1
+            self.fd = -1
 
 
 def read_all(fd: int) -> bytes:
@@ -190,8 +227,13 @@ def load_index(dir_fd: int, names: bool = True) -> IndexData | None:
     suffixes), then the raw segments.  They load with no per-message Python
     work, read straight into their arrays: base names stay in the file until
     someone needs a file name (`IndexData.names`), and info suffixes stay
-    small integers into the table (`IndexData.info_list`).  A warm SELECT of
-    100,000 messages costs milliseconds."""
+    small integers into the table (`IndexData.info_list`), sizes, dates and
+    MODSEQs are read when first asked for (`IndexData.meta`).  A warm SELECT
+    of 100,000 messages costs milliseconds.
+
+    With `names` (the default) the result holds the file open until both
+    lazy parts are read; a caller that may not read them calls `close()`.
+    Without, everything is read now and the file is closed."""
     fd = _open_ro(dir_fd, INDEX_NAME)
     if fd is None:
         return None
@@ -220,19 +262,20 @@ def load_index(dir_fd: int, names: bool = True) -> IndexData | None:
             uidlist_ident=hdr["uidlist"],
             ul_spare=hdr.get("spare", -1),
             dirs=hdr["dirs"],
+            count=n,
         )
         d.uids = _zeros("I", n)
         d.bases = None  # read on demand: IndexData.names()
         ids = _zeros(hdr["idtype"], n)
         d.innew = bytearray(n)
-        d.wsize = _zeros("q", n)
-        d.mtime = _zeros("d", n)
-        d.modseq = _zeros("Q", n)
-        rest = [ids, d.innew, d.wsize, d.mtime, d.modseq]
-        if [lens[0]] + lens[2:] != [memoryview(b).nbytes for b in [d.uids] + rest]:
+        d.wsize = d.mtime = d.modseq = None  # read on demand: IndexData.meta()
+        if [lens[0]] + lens[2:] != [4 * n, ids.itemsize * n, n, 8 * n, 8 * n, 8 * n]:
             return None
-        # everything but the names, in two reads (the names lie between)
-        if not (_read_into(fd, [d.uids], pos) and _read_into(fd, rest, rest_at)):
+        meta_at = rest_at + lens[2] + lens[3]
+        if os.fstat(fd).st_size < meta_at + 24 * n:
+            return None  # truncated: found now, not when a command needs the sizes
+        # UIDs, info ids and the new/ flags in two reads (the names lie between)
+        if not (_read_into(fd, [d.uids], pos) and _read_into(fd, [ids, d.innew], rest_at)):
             return None
         intern = sys.intern
         table = [intern(x) for x in table]
@@ -246,11 +289,16 @@ def load_index(dir_fd: int, names: bool = True) -> IndexData | None:
         d.info_table = table
         # (UIDs are not checked for order: only save_index writes this file,
         # atomically, from a sorted view; the check cost 5 ms per SELECT)
-        if names:
-            d.names_fd, fd = fd, -1  # keep the file as it is now (it may be replaced)
-            d.names_at = (names_at, lens[1], n)
+        # keep the file as it is now (it may be replaced) for what is read later
+        d.fd, fd = fd, -1
+        d.names_at = (names_at, lens[1], n)
+        d.meta_at = (meta_at, n)
+        if not names:
+            d.names_at = None
+            d.meta()  # (closes the file)
         return d
-    except (ValueError, TypeError, EOFError, KeyError, IndexError, AttributeError, OSError, OverflowError):
+    except (ValueError, TypeError, EOFError, KeyError, IndexError, AttributeError, OSError, OverflowError,
+            IndexCorrupt):
         return None
     finally:
         if fd >= 0:

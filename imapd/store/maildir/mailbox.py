@@ -17,10 +17,10 @@ import os
 import stat as _stat
 import sys
 import time
-from array import array
-from bisect import bisect_left
+from imapd.arrays import array
+from _bisect import bisect_left  # (what `bisect` re-exports: one module less to load)
 from itertools import compress, count, repeat
-from operator import is_not, itemgetter
+from _operator import is_not, itemgetter  # (`operator` itself costs every start-up 0.4 ms)
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
     from typing import Any, BinaryIO, Iterable, Iterator, Sequence
@@ -39,7 +39,6 @@ from imapd.store.maildir.flags import FORWARDED, flag_letters, normalize_flag
 from imapd.store.maildir.folder import VERIFY_AFTER, MaildirFolder, full_error
 from imapd.store.maildir.layout import O_FILE
 from imapd.store.maildir.message import CRLFReader, read_wire, to_wire, wire_size_of_fd
-from imapd.store.maildir.watch import IN_MOVED_FROM, IN_MOVED_TO
 
 if TYPE_CHECKING:
     from imapd.store.maildir.cache import CacheColumn
@@ -138,9 +137,10 @@ class MaildirMailbox(Mailbox):
         self._info_ids: array | None = None
         self._info_table: list[str] = []
         self._innew = bytearray()
-        self._wsize = array("q")
-        self._mtime = array("d")
-        self._modseq = array("Q")
+        self._meta_src: idxmod.IndexData | None = None  # columns not read yet (see _wsize)
+        self._wsize_a: array | None = array("q")
+        self._mtime_a: array | None = array("d")
+        self._modseq_a: array | None = array("Q")
         self._hms = 1
         self._uidvalidity = 0
         self._max_seen = 0
@@ -195,9 +195,8 @@ class MaildirMailbox(Mailbox):
             self._info_ids = idx.info_ids
             self._info_table = idx.info_table
             self._innew = idx.innew
-            self._wsize = idx.wsize
-            self._mtime = idx.mtime
-            self._modseq = idx.modseq
+            self._meta_src = idx  # sizes, dates, MODSEQs: read when first used
+            self._wsize_a = self._mtime_a = self._modseq_a = None
             self._hms = idx.highestmodseq
             self._max_seen = self._uids[-1] if len(self._uids) else 0
             self._synced_ul = idx.uidlist_ident
@@ -235,7 +234,12 @@ class MaildirMailbox(Mailbox):
                 self._hms = max(self._hms, idx.highestmodseq)
                 idx.bases = []  # not needed to seed
                 idx.info_list()
-                idx.close()
+                try:
+                    idx.meta()
+                except idxmod.IndexCorrupt:
+                    idx = None  # no seed: sizes and dates are read again
+                else:
+                    idx.close()
             self._full_sync(seed=idx, initial=True)
         del idx
         self._pending = SyncChanges()
@@ -264,8 +268,64 @@ class MaildirMailbox(Mailbox):
     def _bases(self, names: list[str]) -> None:
         self._bases_list = names
         if self._names_src is not None:
-            self._names_src.close()
+            self._names_src.drop_names()
             self._names_src = None
+
+    def _load_meta(self) -> tuple[array, array, array]:
+        """Sizes, dates and MODSEQs by position, as of the index a warm open
+        adopted: SELECT needs none of them, so they stay in that file until a
+        command asks (`_wsize`, `_mtime`, `_modseq`).  Every change to the
+        view's positions reads them first, so they always line up with it."""
+        src, self._meta_src = self._meta_src, None
+        if src is not None and self._wsize_a is None:
+            try:
+                self._wsize_a, self._mtime_a, self._modseq_a = src.meta()
+            except idxmod.IndexCorrupt:
+                # the file could not be read again: sizes and dates are
+                # looked up afresh; every message counts as changed now
+                n = src.count
+                self._wsize_a = array("q", [-1]) * n
+                self._mtime_a = array("d", [NO_TIME]) * n
+                self._modseq_a = array("Q", [self._hms]) * n
+                self._index_dirty = True
+        assert self._wsize_a is not None and self._mtime_a is not None and self._modseq_a is not None
+        return self._wsize_a, self._mtime_a, self._modseq_a
+
+    @property
+    def _wsize(self) -> array:
+        """Wire size by position (-1: not known yet)."""
+        a = self._wsize_a
+        return a if a is not None else self._load_meta()[0]
+
+    @_wsize.setter
+    def _wsize(self, a: array) -> None:
+        if self._meta_src is not None:
+            self._load_meta()  # (the other two columns must stay in line)
+        self._wsize_a = a
+
+    @property
+    def _mtime(self) -> array:
+        """Internal date by position (NO_TIME: not known yet)."""
+        a = self._mtime_a
+        return a if a is not None else self._load_meta()[1]
+
+    @_mtime.setter
+    def _mtime(self, a: array) -> None:
+        if self._meta_src is not None:
+            self._load_meta()
+        self._mtime_a = a
+
+    @property
+    def _modseq(self) -> array:
+        """MODSEQ by position."""
+        a = self._modseq_a
+        return a if a is not None else self._load_meta()[2]
+
+    @_modseq.setter
+    def _modseq(self, a: array) -> None:
+        if self._meta_src is not None:
+            self._load_meta()
+        self._modseq_a = a
 
     @property
     def _infos(self) -> list[str]:
@@ -1036,6 +1096,8 @@ class MaildirMailbox(Mailbox):
         self._synced_ul = None
         ok = f.begin_own()
         w = self._watch
+        if w is not None:  # (a watch is made, and its module loaded, only for IDLE)
+            from imapd.store.maildir.watch import IN_MOVED_FROM, IN_MOVED_TO
         infos = []
         lost = False
         for b in unknown:
@@ -1202,6 +1264,8 @@ class MaildirMailbox(Mailbox):
         # --- move new/ -> cur/ (read-write sessions only)
         moved: dict[str, str] = {}
         w = self._watch
+        if w is not None:
+            from imapd.store.maildir.watch import IN_MOVED_FROM, IN_MOVED_TO
         if fn and not self.readonly and f.writable:
             ok = f.begin_own()
             for b, info in fn.items():
@@ -1729,9 +1793,10 @@ class MaildirMailbox(Mailbox):
             return
         self.checkpoint()
         self._closed = True
-        if self._names_src is not None:
-            self._names_src.close()
-            self._names_src = None
+        for src in (self._names_src, self._meta_src):
+            if src is not None:
+                src.close()
+        self._names_src = self._meta_src = None
         for col in self._columns.values():
             col.close()
         self._columns = {}

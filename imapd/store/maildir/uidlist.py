@@ -31,7 +31,7 @@ from __future__ import annotations
 import errno
 import os
 import time
-from array import array
+from imapd.arrays import array
 from itertools import compress
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:

@@ -415,14 +415,85 @@ class Poller:
             self._p.close()
 
 
+STOP_GRACE = 5.0  # seconds a stop signal leaves a running command and the last output
+
+
+class StopSignals:
+    """SIGTERM (systemd, inetd stopping), SIGHUP (the terminal or ssh went
+    away) and SIGINT (Ctrl-C by hand) ask the session to end as a server
+    should: `* BYE` once no command is half way through its response, the
+    mailbox closed, the output flushed -- instead of dying mid-write with a
+    traceback.  The handler only takes note; a wakeup pipe makes the poll
+    return, so the loop acts on it at a safe point."""
+
+    SIGNALS = (15, 1, 2)  # SIGTERM, SIGHUP, SIGINT (the same numbers on every Unix)
+
+    def __init__(self) -> None:
+        import os
+
+        import _signal  # (the `signal` module would import enum: milliseconds at start-up)
+
+        self.signum = 0
+        self.fd = -1
+        self._w = -1
+        self._old: list[tuple[int, Any]] = []
+        self._old_wakeup = -1
+        try:
+            r, w = os.pipe()  # (close-on-exec, as every new descriptor)
+            os.set_blocking(r, False)
+            os.set_blocking(w, False)
+        except OSError:
+            return  # (out of descriptors: the default actions stay)
+        try:
+            self._old_wakeup = _signal.set_wakeup_fd(w)
+        except ValueError:  # not the main thread (an embedding program): leave signals alone
+            os.close(r)
+            os.close(w)
+            return
+        self.fd, self._w = r, w
+        for sig in self.SIGNALS:
+            self._old.append((sig, _signal.signal(sig, self._note)))
+
+    def _note(self, signum: int, _frame: Any) -> None:
+        if not self.signum:
+            self.signum = signum
+
+    def drain(self) -> None:
+        import os
+
+        try:
+            while os.read(self.fd, 64):
+                pass
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        import os
+
+        import _signal
+
+        if self.fd < 0:
+            return
+        for sig, handler in self._old:
+            _signal.signal(sig, handler)
+        _signal.set_wakeup_fd(self._old_wakeup)
+        os.close(self.fd)
+        os.close(self._w)
+        self.fd = self._w = -1
+
+
 def run(session: Session, transport: Any) -> None:
-    """Serve `session` over `transport` until logout, EOF or a timeout.
+    """Serve `session` over `transport` until logout, EOF, a timeout or a
+    stop signal (see StopSignals).
 
     One poll loop waits on the client's input, the client's output
     (only while there is output pending), the selected mailbox's inotify
-    descriptor while idling, and the timers.  Nothing busy-waits.
+    descriptor while idling, the stop signals' wakeup pipe, and the timers.
+    Nothing busy-waits.
     """
     sel = Poller()
+    stop = StopSignals()
+    stop_by = 0.0  # when a stop signal's grace ends
     registered: dict[int, int] = {}
     idle_cfg = session.config.idle
     next_keepalive = 0.0
@@ -508,6 +579,19 @@ def run(session: Session, transport: Any) -> None:
                 continue
             if session.finished and not session.out and not transport.has_pending_output():
                 break
+            if stop.signum:
+                if not stop_by:
+                    stop_by = now + STOP_GRACE
+                    log.notice(f"signal {stop.signum}: ending the session")
+                if not session.finished and (not session.busy() or now > stop_by):
+                    # a command half way through its response is dropped only
+                    # when the grace is over: a BYE must not land inside it
+                    if not session.busy():
+                        session.out += R.untagged("Server shutting down", status="BYE")
+                    session.finish(f"signal {stop.signum}")
+                    continue
+                if now > stop_by:
+                    break  # the client does not take the rest of our output
             if eof:
                 session.finish("client closed the connection")
                 continue
@@ -527,6 +611,8 @@ def run(session: Session, transport: Any) -> None:
                 fd_events[transport.wfd] = fd_events.get(transport.wfd, 0) | EVENT_WRITE
             for fd in watch_fds:
                 fd_events[fd] = fd_events.get(fd, 0) | EVENT_READ
+            if stop.fd >= 0:
+                fd_events[stop.fd] = EVENT_READ
             for fd in list(registered):
                 if fd not in fd_events:
                     want(fd, 0)
@@ -545,6 +631,8 @@ def run(session: Session, transport: Any) -> None:
                 timeout = max(0.0, deadline - now)
             if any(always_ready.values()):
                 timeout = 0.0
+            if stop_by:
+                timeout = min(timeout, max(0.0, stop_by - now) + 0.01)
             if gc_paused and session.commands_started:
                 gc_paused = False
                 gc.freeze()
@@ -552,6 +640,8 @@ def run(session: Session, transport: Any) -> None:
             events = sel.select(timeout) if registered else (time.sleep(timeout) or [])
             now = time.monotonic()
             ready = dict(events)
+            if stop.fd in ready:
+                stop.drain()
             for fd, ev in always_ready.items():
                 if ev:
                     ready[fd] = ready.get(fd, 0) | ev
@@ -580,5 +670,6 @@ def run(session: Session, transport: Any) -> None:
         try:
             session.finish("connection closed")
         finally:
+            stop.close()
             sel.close()
             transport.close()

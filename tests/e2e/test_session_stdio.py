@@ -302,3 +302,61 @@ def test_commands_from_a_file_answers_to_a_file_or_dev_null(user, maildir, tmp_p
     assert b"* 1 FETCH (FLAGS (\\Recent) BODY[] {" in text or b"* 1 FETCH (FLAGS () BODY[] {" in text
     assert b"Subject: one\r\n\r\nbody\r\n)" in text
     assert text.endswith(b"c OK Logout completed\r\n")
+
+
+def _read_to_eof(c: ImapPipe, timeout: float = 15.0) -> bytes:
+    out, deadline = c.buf, time.monotonic() + timeout
+    while True:
+        try:
+            out += c.read_some(max(0.1, deadline - time.monotonic()))
+        except EOFError:
+            return out
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_stop_signal_ends_the_session_with_bye(user, maildir, signum):
+    """systemd stopping the service (SIGTERM), the terminal or ssh going away
+    (SIGHUP), Ctrl-C by hand (SIGINT): a BYE, the mailbox closed, exit 0,
+    nothing on stderr."""
+    from harness import deliver
+
+    deliver(maildir, b"From: a@example.com\r\nSubject: one\r\n\r\nhi\r\n", user)
+    with ImapPipe(["--maildir", maildir], user) as c:
+        assert c.command("SELECT INBOX")[-1].startswith(b"t1 OK")
+        c.proc.send_signal(signum)
+        rest = _read_to_eof(c)
+        assert rest == b"* BYE Server shutting down\r\n"
+        assert c.proc.wait(5) == 0
+        assert c.proc.stderr.read() == b""
+    assert os.path.exists(os.path.join(maildir, "imapd.index"))  # closed as at LOGOUT
+
+
+def test_stop_signal_during_idle(user, maildir):
+    with ImapPipe(["--maildir", maildir], user) as c:
+        c.command("SELECT INBOX")
+        c.send(b"i IDLE\r\n")
+        assert c.read_line().startswith(b"+ ")
+        c.proc.send_signal(signal.SIGTERM)
+        assert _read_to_eof(c) == b"* BYE Server shutting down\r\n"
+        assert c.proc.wait(5) == 0
+
+
+def test_stop_signal_lets_a_running_fetch_finish_first(user, maildir):
+    """A FETCH whose output the client has not read yet is finished (within
+    the grace period) before the BYE: no BYE inside a literal, no cut response."""
+    from harness import deliver
+
+    body = b"x" * 70 + b"\r\n"
+    for k in range(60):
+        deliver(maildir, b"From: a@example.com\r\nSubject: %d\r\n\r\n" % k + body * 2000, user)
+    with ImapPipe(["--maildir", maildir], user) as c:
+        c.command("SELECT INBOX")
+        c.send(b"f FETCH 1:* BODY.PEEK[]\r\n")
+        time.sleep(0.5)  # the pipe is full: the FETCH waits for us
+        c.proc.send_signal(signal.SIGTERM)
+        out = _read_to_eof(c)
+        assert c.proc.wait(5) == 0
+    assert out.count(b" FETCH (BODY[] {") == 60
+    fetch_ok = out.index(b"\r\nf OK FETCH completed\r\n")
+    assert out.endswith(b"f OK FETCH completed\r\n* BYE Server shutting down\r\n")
+    assert fetch_ok == len(out) - len(b"\r\nf OK FETCH completed\r\n* BYE Server shutting down\r\n")

@@ -113,8 +113,11 @@ class MessageData:
                 except Exception:  # noqa: BLE001 - a stale or foreign cache entry
                     self._root = None
             if self._root is None:
+                from ..memory import note_parsed
+
                 self._root = parse_message(self.data)
                 self.mailbox.cache_put(self.uid, "mime", self._root.to_cache())
+                note_parsed(len(self.data))
         return self._root
 
     def derived_wire(self, key: str, build: Callable[[bytes, Any], bytes]) -> bytes:

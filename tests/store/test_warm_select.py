@@ -213,3 +213,26 @@ def test_load_index_reads_every_column(maildir):
     finally:
         d.close()
         os.close(fd)
+
+
+def test_index_keeps_names_that_are_not_ascii(tmp_path):
+    """File names are bytes to the kernel: UTF-8 and undecodable ones (held
+    as surrogate escapes) survive the index, across the 8,192-name blocks
+    it is written in."""
+    names = ["%d.M%dP1.h%s" % (1700000000 + k, k, "\u00e9" if k % 3 else "\udcff") for k in range(9000)]
+    n = len(names)
+    d = idxmod.IndexData(
+        uidvalidity=7, highestmodseq=3, uidlist_ident=(1, 2, 3, 4), dirs=(5, 6),
+        uids=idxmod.array("I", range(1, n + 1)), bases=names, infos=["2,S"] * n, innew=bytearray(n),
+        wsize=idxmod.array("q", [5]) * n, mtime=idxmod.array("d", [1.5]) * n, modseq=idxmod.array("Q", [2]) * n,
+    )
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        idxmod.save_index(fd, d)
+        e = idxmod.load_index(fd)
+        assert e is not None and list(e.uids) == list(range(1, n + 1))
+        assert e.names() == names
+        assert list(e.meta()[0]) == [5] * n and e.info_list() == ["2,S"] * n
+        e.close()
+    finally:
+        os.close(fd)

@@ -388,17 +388,15 @@ class CacheColumn:
     def _finish_run(self, present: "Iterable[int] | None") -> None:
         """Write the file with the run in it: main part and run copied as
         blocks when they simply follow each other, else a full rewrite."""
-        keep = None if present is None else set(present)
         ru = self.run_uids
-        if (
-            self.tail
-            or self.dropped
-            or (keep is not None and not (all(map(keep.__contains__, ru))
-                                          and all(map(keep.__contains__, self.uids))))
-        ):
+        if self.tail or self.dropped or (present is not None and not (_all_in(self.uids, present)
+                                                                      and _all_in(ru, present))):
             self._rewrite(present)
             return
         # (without a file the main part's arrays are empty: see close)
+        from imapd.memory import trim
+
+        trim()  # what the bulk FETCH before this freed: room for the copy below
         main_len = self.offs[-1]
         run_len = self.run_offs[-1]
         # each column is written as its two halves, straight from the arrays
@@ -548,6 +546,22 @@ class CacheColumn:
         self.uids, self.mtimes, self.offs, self.kinds = array("I"), array("d"), array("Q", [0]), bytearray()
         self.main_end = self.data_at = 0
         self._drop_run()
+
+
+def _all_in(uids: array, present: "Iterable[int]") -> bool:
+    """Every UID of the ascending `uids` is in `present`.  The mailbox passes
+    its view's array, ascending too: a walk with bisect then, with no set of
+    100,000 ints (this runs at the end of the session whose memory peak it
+    would be)."""
+    if not isinstance(present, array):
+        keep = set(present)
+        return all(map(keep.__contains__, uids))
+    lo, n = 0, len(present)
+    for u in uids:
+        lo = bisect_left(present, u, lo)
+        if lo == n or present[lo] != u:
+            return False
+    return True
 
 
 def _temp_file(dir_fd: int, key: str) -> int:

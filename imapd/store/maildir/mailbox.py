@@ -25,7 +25,6 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker
 if TYPE_CHECKING:
     from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
-from imapd.memory import note_read
 from imapd.store.base import (
     CopyResult,
     Mailbox,
@@ -649,7 +648,6 @@ class MaildirMailbox(Mailbox):
         if self._wsize[p] != len(data):
             self._wsize[p] = len(data)
             self._index_dirty = True
-        note_read(len(data))  # (a bulk FETCH/SEARCH frees what it reads: give it back now and then)
         return data
 
     def read_header(self, uid: int) -> bytes:

@@ -389,11 +389,34 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], u
     flag_items: dict[tuple[frozenset[str], bool], bytes] = {}
     metas = mailbox.message_meta(uids, "RFC822.SIZE" in names, want_date)
     cached = [mailbox.cache_get_many(uids, c.key) for c in columns]
-    rows = zip(seqs, uids, metas, *cached)
     out = bytearray()
     missing = False
     fl = db = b""
-    for seq, uid, meta, *values in rows:
+    if not columns:
+        # flags, sizes, dates only (a client's sync of a big mailbox): the
+        # same loop without per-message value lists
+        flag_of: dict[Any, bytes] = {}
+        for seq, uid, meta in zip(seqs, uids, metas):
+            if meta is None or uid in pending:
+                missing = True
+                continue
+            flags, size, date, modseq = meta
+            if want_flags:
+                recent = any_recent and is_recent(uid)
+                fl = flag_of.get(flags) if not recent else None  # type: ignore[assignment]
+                if fl is None:
+                    fl = R.flag_list(sorted(flags) + (["\\Recent"] if recent else []))
+                    if not recent:
+                        flag_of[flags] = fl
+            if want_date:
+                db = fmt_date(date)
+            out += template % pick((seq, uid, fl, size, db, modseq))
+            if len(out) >= CHUNK:
+                yield bytes(out)
+                out.clear()
+        cached = []
+    rows = zip(seqs, uids, metas, *cached)
+    for seq, uid, meta, *values in rows if cached else ():
         if meta is None or uid in pending:
             missing = True
             continue

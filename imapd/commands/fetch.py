@@ -415,8 +415,10 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], u
                 yield bytes(out)
                 out.clear()
         cached = []
-    rows = zip(seqs, uids, metas, *cached)
-    for seq, uid, meta, *values in rows if cached else ():
+    # (the values of one message come as one tuple, made in C)
+    rows = zip(seqs, uids, metas, zip(*cached)) if cached else ()
+    all_bytes = (bytes,) * len(columns)  # what the types of cached values are
+    for seq, uid, meta, values in rows:
         if meta is None or uid in pending:
             missing = True
             continue
@@ -430,7 +432,7 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], u
         if want_date:
             db = fmt_date(date)
         if columns:
-            if None in values or any(type(v) is not bytes for v in values):
+            if tuple(map(type, values)) != all_bytes:  # (some value is missing, or of another kind)
                 msg = MessageData(mailbox, uid)
                 try:
                     values = [v if type(v) is bytes else c.build(msg) for c, v in zip(columns, values)]

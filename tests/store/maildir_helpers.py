@@ -29,3 +29,26 @@ def cur_files(root: str) -> list[str]:
 
 def append(store, name: str, data: bytes, flags=(), date=None):
     return store.append(name, io.BytesIO(data), flags, date)
+
+
+def warm_inbox(maildir: str, n: int, unseen: tuple[int, ...] = (2, 3), date_of=None, learn: bool = False) -> None:
+    """n messages (those in `unseen` without \\Seen; internal dates from
+    `date_of(k)` if given), an index written (with every size and date in it
+    if `learn`), and directories old enough that the next open adopts it
+    without a readdir."""
+    from imapd.store import open_store
+
+    s = open_store(maildir, use_inotify=False)
+    for k in range(1, n + 1):
+        append(s, "INBOX", msg(k), flags=[] if k in unseen else ["\\Seen"],
+               date=date_of(k) if date_of is not None else None)
+    old = time.time() - 10
+    for sub in ("cur", "new"):
+        os.utime(os.path.join(maildir, sub), (old, old))
+    mb = s.open("INBOX")
+    if learn:
+        for u in mb.uids():
+            mb.size(u)
+            mb.internal_date(u)
+    mb.close()
+    s.close()

@@ -11,13 +11,12 @@ import gc
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 from imapd.store import open_store
 
-from maildir_helpers import append, cur_files, deliver, msg
+from maildir_helpers import cur_files, deliver, msg, warm_inbox
 
 T_NEW = 1_700_000_000.0  # the date given to mail delivered during a test
 
@@ -25,18 +24,7 @@ T_NEW = 1_700_000_000.0  # the date given to mail delivered during a test
 def _warm_inbox(maildir: str, n: int) -> None:
     """n messages (2 and 3 unseen), sizes and dates known, an index written,
     and directories old enough for the next open to adopt it."""
-    s = open_store(maildir, use_inotify=False)
-    for k in range(1, n + 1):
-        append(s, "INBOX", msg(k), flags=[] if k in (2, 3) else ["\\Seen"], date=T_NEW - 1000 + k)
-    old = time.time() - 10
-    for sub in ("cur", "new"):
-        os.utime(os.path.join(maildir, sub), (old, old))
-    mb = s.open("INBOX")
-    for u in mb.uids():
-        mb.size(u)
-        mb.internal_date(u)
-    mb.close()
-    s.close()
+    warm_inbox(maildir, n, date_of=lambda k: T_NEW - 1000 + k, learn=True)
 
 
 def _store_flags(maildir: str, mb) -> None:

@@ -7,7 +7,7 @@ import pytest
 from imapd.store import open_store
 from imapd.store.base import NoSuchMailbox, NoSuchMessage, OverQuota, ReadOnlyStore
 
-from maildir_helpers import append, cur_files, deliver, msg
+from maildir_helpers import append, cur_files, deliver, msg, warm_inbox
 
 
 def test_new_moved_to_cur_by_select_not_examine(store, maildir):
@@ -654,22 +654,8 @@ def test_cache_loads_only_the_keys_asked_for(store, maildir, monkeypatch):
     s.close()
 
 
-def _warm_inbox(maildir: str, n: int) -> None:
-    """n messages, the 2nd and 3rd unseen, an index written, directories old
-    enough that the next open adopts the index without a readdir."""
-    s = open_store(maildir)
-    for k in range(1, n + 1):
-        append(s, "INBOX", msg(k), flags=[] if k in (2, 3) else ["\\Seen"])
-    old = time.time() - 10
-    for sub in ("cur", "new"):
-        os.utime(os.path.join(maildir, sub), (old, old))
-    mb = s.open("INBOX")
-    mb.close()
-    s.close()
-
-
 def test_warm_open_reads_names_only_when_a_file_is_needed(maildir):
-    _warm_inbox(maildir, 5)
+    warm_inbox(maildir, 5)
     s = open_store(maildir)
     mb = s.open("INBOX")
     # adopted from imapd.index: names not read, answers from the arrays
@@ -684,7 +670,7 @@ def test_warm_open_reads_names_only_when_a_file_is_needed(maildir):
 
 
 def test_damaged_index_names_fall_back_to_the_uidlist(maildir):
-    _warm_inbox(maildir, 4)
+    warm_inbox(maildir, 4)
     path = os.path.join(maildir, "imapd.index")
     data = open(path, "rb").read()
     first = os.path.basename(cur_files(maildir)[0]).partition(":")[0].encode()

@@ -15,21 +15,7 @@ from imapd.selected import SelectedView
 from imapd.store import open_store
 from imapd.store.maildir import index as idxmod
 
-from maildir_helpers import append, cur_files, deliver, msg
-
-
-def _warm_inbox(maildir: str, n: int, unseen: tuple[int, ...] = (2, 3)) -> None:
-    """n messages (those in `unseen` without \\Seen), an index written, and
-    directories old enough that the next open adopts it without a readdir."""
-    s = open_store(maildir, use_inotify=False)
-    for k in range(1, n + 1):
-        append(s, "INBOX", msg(k), flags=[] if k in unseen else ["\\Seen"])
-    old = time.time() - 10
-    for sub in ("cur", "new"):
-        os.utime(os.path.join(maildir, sub), (old, old))
-    mb = s.open("INBOX")
-    mb.close()
-    s.close()
+from maildir_helpers import cur_files, deliver, msg, warm_inbox
 
 
 def _file_of(maildir: str, k: int) -> str:
@@ -47,7 +33,7 @@ def _first_unseen_by_flags(mb) -> int:
 
 
 def test_warm_open_keeps_the_compact_ids_and_finds_the_first_unseen(maildir):
-    _warm_inbox(maildir, 6, unseen=(4, 6))
+    warm_inbox(maildir, 6, unseen=(4, 6))
     s = open_store(maildir, use_inotify=False)
     mb = s.open("INBOX")
     assert mb._synced_dirs is not None  # adopted from the index
@@ -62,7 +48,7 @@ def test_warm_open_keeps_the_compact_ids_and_finds_the_first_unseen(maildir):
 
 
 def test_warm_open_with_every_message_seen(maildir):
-    _warm_inbox(maildir, 3, unseen=())
+    warm_inbox(maildir, 3, unseen=())
     s = open_store(maildir, use_inotify=False)
     mb = s.open("INBOX")
     assert mb._infos_list is None
@@ -72,7 +58,7 @@ def test_warm_open_with_every_message_seen(maildir):
 
 
 def test_first_unseen_follows_store_expunge_and_new_mail(maildir):
-    _warm_inbox(maildir, 5)
+    warm_inbox(maildir, 5)
     s = open_store(maildir, use_inotify=False)
     mb = s.open("INBOX")
     assert mb.first_unseen() == 2
@@ -109,7 +95,7 @@ def test_first_unseen_follows_store_expunge_and_new_mail(maildir):
 
 
 def test_first_unseen_after_changes_by_other_programs(maildir):
-    _warm_inbox(maildir, 4)
+    warm_inbox(maildir, 4)
     s = open_store(maildir, use_inotify=False)
     mb = s.open("INBOX")
     assert mb._infos_list is None
@@ -133,7 +119,7 @@ def test_first_unseen_after_changes_by_other_programs(maildir):
 
 
 def test_selected_view_keeps_its_own_copy_of_the_uids(maildir):
-    _warm_inbox(maildir, 3)
+    warm_inbox(maildir, 3)
     s = open_store(maildir, use_inotify=False)
     mb = s.open("INBOX")
     view = SelectedView(mb, False)
@@ -167,7 +153,7 @@ def _segment_offsets(path: str) -> dict[str, tuple[int, int]]:
 
 
 def test_index_with_an_info_id_outside_its_table_is_rebuilt(maildir):
-    _warm_inbox(maildir, 3)
+    warm_inbox(maildir, 3)
     path = os.path.join(maildir, "imapd.index")
     at, ln = _segment_offsets(path)["infoids"]
     assert ln == 3  # one byte per message
@@ -189,7 +175,7 @@ def test_index_with_an_info_id_outside_its_table_is_rebuilt(maildir):
 
 
 def test_load_index_reads_every_column(maildir):
-    _warm_inbox(maildir, 4)
+    warm_inbox(maildir, 4)
     s = open_store(maildir, use_inotify=False)
     mb = s.open("INBOX")
     sizes = [mb.size(u) for u in (1, 2, 3, 4)]

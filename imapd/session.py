@@ -10,6 +10,7 @@ transport, the mailbox's change notifications and the timers.
 
 from __future__ import annotations
 
+import os
 import time
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
@@ -429,8 +430,6 @@ class StopSignals:
     SIGNALS = (15, 1, 2)  # SIGTERM, SIGHUP, SIGINT (the same numbers on every Unix)
 
     def __init__(self) -> None:
-        import os
-
         import _signal  # (the `signal` module would import enum: milliseconds at start-up)
 
         self.signum = 0
@@ -459,8 +458,6 @@ class StopSignals:
             self.signum = signum
 
     def drain(self) -> None:
-        import os
-
         try:
             while os.read(self.fd, 64):
                 pass
@@ -468,8 +465,6 @@ class StopSignals:
             pass
 
     def close(self) -> None:
-        import os
-
         import _signal
 
         if self.fd < 0:

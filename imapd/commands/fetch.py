@@ -356,6 +356,7 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], u
     over in large chunks.  A value missing from the cache is built as the
     general path builds it, and cached.  The answer is the general path's,
     byte for byte."""
+    from itertools import repeat
     from operator import itemgetter
 
     mailbox = view.mailbox
@@ -386,37 +387,14 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], u
     template = b"* %d FETCH (" + b" ".join(parts) + b")\r\n"
     pick = itemgetter(*picks)
     want_flags, want_date = "FLAGS" in names, "INTERNALDATE" in names
-    flag_items: dict[tuple[frozenset[str], bool], bytes] = {}
+    flag_of: dict[frozenset[str], bytes] = {}  # flag list by flags (without \\Recent)
     metas = mailbox.message_meta(uids, "RFC822.SIZE" in names, want_date)
     cached = [mailbox.cache_get_many(uids, c.key) for c in columns]
     out = bytearray()
     missing = False
     fl = db = b""
-    if not columns:
-        # flags, sizes, dates only (a client's sync of a big mailbox): the
-        # same loop without per-message value lists
-        flag_of: dict[Any, bytes] = {}
-        for seq, uid, meta in zip(seqs, uids, metas):
-            if meta is None or uid in pending:
-                missing = True
-                continue
-            flags, size, date, modseq = meta
-            if want_flags:
-                recent = any_recent and is_recent(uid)
-                fl = flag_of.get(flags) if not recent else None  # type: ignore[assignment]
-                if fl is None:
-                    fl = R.flag_list(sorted(flags) + (["\\Recent"] if recent else []))
-                    if not recent:
-                        flag_of[flags] = fl
-            if want_date:
-                db = fmt_date(date)
-            out += template % pick((seq, uid, fl, size, db, modseq))
-            if len(out) >= CHUNK:
-                yield bytes(out)
-                out.clear()
-        cached = []
     # (the values of one message come as one tuple, made in C)
-    rows = zip(seqs, uids, metas, zip(*cached)) if cached else ()
+    rows = zip(seqs, uids, metas, zip(*cached) if columns else repeat(()))
     all_bytes = (bytes,) * len(columns)  # what the types of cached values are
     for seq, uid, meta, values in rows:
         if meta is None or uid in pending:
@@ -424,21 +402,21 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], u
             continue
         flags, size, date, modseq = meta
         if want_flags:
-            key = (flags, any_recent and is_recent(uid))
-            fl = flag_items.get(key)  # type: ignore[assignment]
+            recent = any_recent and is_recent(uid)
+            fl = None if recent else flag_of.get(flags)  # type: ignore[assignment]
             if fl is None:
-                listed = sorted(flags) + (["\\Recent"] if key[1] else [])
-                fl = flag_items[key] = R.flag_list(listed)
+                fl = R.flag_list(sorted(flags) + (["\\Recent"] if recent else []))
+                if not recent:
+                    flag_of[flags] = fl
         if want_date:
             db = fmt_date(date)
-        if columns:
-            if tuple(map(type, values)) != all_bytes:  # (some value is missing, or of another kind)
-                msg = MessageData(mailbox, uid)
-                try:
-                    values = [v if type(v) is bytes else c.build(msg) for c, v in zip(columns, values)]
-                except NoSuchMessage:
-                    missing = True
-                    continue
+        if columns and tuple(map(type, values)) != all_bytes:  # (a value missing, or of another kind)
+            msg = MessageData(mailbox, uid)
+            try:
+                values = [v if type(v) is bytes else c.build(msg) for c, v in zip(columns, values)]
+            except NoSuchMessage:
+                missing = True
+                continue
         out += template % pick((seq, uid, fl, size, db, modseq, *values))
         if len(out) >= CHUNK:
             yield bytes(out)

@@ -121,6 +121,23 @@ def _split_names(names: list[str]) -> dict[str, str]:
     return {b: i for b, _, i in map(str.partition, names, [":"] * len(names))}
 
 
+def _meta_column(attr: str, k: int, doc: str) -> property:
+    """A column of sizes, dates or MODSEQs that a warm open leaves in the
+    index file until first use (see MaildirMailbox._load_meta).  Replacing
+    one reads the others first, so the three always line up with the view."""
+
+    def get(self: "MaildirMailbox") -> array:
+        a = getattr(self, attr)
+        return a if a is not None else self._load_meta()[k]
+
+    def put(self: "MaildirMailbox", a: array) -> None:
+        if self._meta_src is not None:
+            self._load_meta()
+        setattr(self, attr, a)
+
+    return property(get, put, doc=doc)
+
+
 class MaildirMailbox(Mailbox):
     def __init__(self, store: "MaildirStore", folder: MaildirFolder, name: str, readonly: bool) -> None:
         self.name = name
@@ -290,41 +307,9 @@ class MaildirMailbox(Mailbox):
         assert self._wsize_a is not None and self._mtime_a is not None and self._modseq_a is not None
         return self._wsize_a, self._mtime_a, self._modseq_a
 
-    @property
-    def _wsize(self) -> array:
-        """Wire size by position (-1: not known yet)."""
-        a = self._wsize_a
-        return a if a is not None else self._load_meta()[0]
-
-    @_wsize.setter
-    def _wsize(self, a: array) -> None:
-        if self._meta_src is not None:
-            self._load_meta()  # (the other two columns must stay in line)
-        self._wsize_a = a
-
-    @property
-    def _mtime(self) -> array:
-        """Internal date by position (NO_TIME: not known yet)."""
-        a = self._mtime_a
-        return a if a is not None else self._load_meta()[1]
-
-    @_mtime.setter
-    def _mtime(self, a: array) -> None:
-        if self._meta_src is not None:
-            self._load_meta()
-        self._mtime_a = a
-
-    @property
-    def _modseq(self) -> array:
-        """MODSEQ by position."""
-        a = self._modseq_a
-        return a if a is not None else self._load_meta()[2]
-
-    @_modseq.setter
-    def _modseq(self, a: array) -> None:
-        if self._meta_src is not None:
-            self._load_meta()
-        self._modseq_a = a
+    _wsize = _meta_column("_wsize_a", 0, "Wire size by position (-1: not known yet).")
+    _mtime = _meta_column("_mtime_a", 1, "Internal date by position (NO_TIME: not known yet).")
+    _modseq = _meta_column("_modseq_a", 2, "MODSEQ by position.")
 
     @property
     def _infos(self) -> list[str]:
@@ -1048,6 +1033,32 @@ class MaildirMailbox(Mailbox):
         self._index_dirty = True
         self._synced_dirs = None
 
+    def _move_to_cur(self, files: dict[str, str]) -> dict[str, str]:
+        """Move files (base -> info) from new/ to cur/, as a read-write view
+        does once they are numbered; base -> new info for those moved (one
+        missing was taken by someone else: to cur/, or away).  The watch is
+        told to expect these renames: they are no news."""
+        f = self._f
+        w = self._watch
+        if w is not None:  # (a watch is made, and its module loaded, only for IDLE)
+            from imapd.store.maildir.watch import IN_MOVED_FROM, IN_MOVED_TO
+        moved: dict[str, str] = {}
+        ok = f.begin_own()
+        for b, info in files.items():
+            new_info = info if info.startswith("2,") else "2,"
+            src = b + ":" + info if info else b
+            try:
+                os.rename(src, b + ":" + new_info, src_dir_fd=f.new_fd, dst_dir_fd=f.cur_fd)
+            except FileNotFoundError:
+                continue
+            moved[b] = new_info
+            if w is not None:
+                w.expect(1, IN_MOVED_FROM, src)
+                w.expect(0, IN_MOVED_TO, b + ":" + new_info)
+        if moved:
+            f.end_own(ok)
+        return moved
+
     def _sync_new_only(self, changes: SyncChanges) -> bool:
         """Take in mail delivered to new/ by listing new/ alone: what IDLE on a
         big mailbox does for each delivery (not 100,000 entries of cur/ and
@@ -1092,31 +1103,11 @@ class MaildirMailbox(Mailbox):
         # the list now holds the view plus these records: say so only if
         # every file is where the view will say it is
         self._synced_ul = None
-        ok = f.begin_own()
-        w = self._watch
-        if w is not None:  # (a watch is made, and its module loaded, only for IDLE)
-            from imapd.store.maildir.watch import IN_MOVED_FROM, IN_MOVED_TO
-        infos = []
-        lost = False
-        for b in unknown:
-            info = fn[b]
-            new_info = info if info.startswith("2,") else "2,"
-            src = b + ":" + info if info else b
-            try:
-                os.rename(src, b + ":" + new_info, src_dir_fd=f.new_fd, dst_dir_fd=f.cur_fd)
-            except FileNotFoundError:
-                lost = True  # someone else took it (to cur/, or away)
-                continue
-            infos.append(_intern(new_info))
-            if w is not None:
-                w.expect(1, IN_MOVED_FROM, src)
-                w.expect(0, IN_MOVED_TO, b + ":" + new_info)
-        if infos:
-            f.end_own(ok)
+        moved = self._move_to_cur(fn)
         f.expected[1] = None  # our moves changed new/ after the listing
         f.epoch += 1  # other views on this folder did not see this listing
         self._epoch = f.epoch
-        if lost:
+        if len(moved) != len(unknown):  # someone else took a file (to cur/, or away)
             self._full_sync(list_cur=True, list_new=True, changes=changes)
             return True
         self._hms += 1
@@ -1124,7 +1115,7 @@ class MaildirMailbox(Mailbox):
         n = len(uids)
         self._uids.extend(uids)
         self._bases.extend(unknown)
-        self._infos.extend(infos)
+        self._infos.extend([_intern(moved[b]) for b in unknown])
         self._innew.extend(bytes(n))
         self._wsize.extend(array("q", [-1]) * n)
         self._mtime.extend(array("d", [NO_TIME]) * n)
@@ -1260,25 +1251,7 @@ class MaildirMailbox(Mailbox):
         self._uidvalidity = uidvalidity
 
         # --- move new/ -> cur/ (read-write sessions only)
-        moved: dict[str, str] = {}
-        w = self._watch
-        if w is not None:
-            from imapd.store.maildir.watch import IN_MOVED_FROM, IN_MOVED_TO
-        if fn and not self.readonly and f.writable:
-            ok = f.begin_own()
-            for b, info in fn.items():
-                new_info = info if info.startswith("2,") else "2,"
-                src = b + ":" + info if info else b
-                try:
-                    os.rename(src, b + ":" + new_info, src_dir_fd=f.new_fd, dst_dir_fd=f.cur_fd)
-                except FileNotFoundError:
-                    continue  # someone else moved it: it is in cur/ now
-                moved[b] = new_info
-                if w is not None:
-                    w.expect(1, IN_MOVED_FROM, src)
-                    w.expect(0, IN_MOVED_TO, b + ":" + new_info)
-            if moved:
-                f.end_own(ok)
+        moved = self._move_to_cur(fn) if fn and not self.readonly and f.writable else {}
 
         # --- the new view, in UID order
         uids_arr = rec_uids

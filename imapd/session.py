@@ -26,6 +26,8 @@ from .protocol.commands import Command
 from .protocol.parser import Limits, NeedLiteral, Parser, ProtocolError, RawLine
 
 PRE_AUTH_LITERAL = 64 * 1024  # largest literal accepted before authentication
+QUEUE_MIN = 16 * 1024  # items this large are queued for output, not copied
+WRITE_BUFFERS = 256  # at most this many buffers to one writev(2)
 
 
 class Session:
@@ -51,6 +53,12 @@ class Session:
         pre_auth = min(lim.literal_size, PRE_AUTH_LITERAL)
         self.parser = Parser(Limits(lim.line_length, pre_auth, pre_auth, lim.nesting_depth))
         self.out = bytearray()
+        # Output goes out in order: `queued`, then `out`.  A large item (a
+        # whole message body) is queued as the object it was read into, never
+        # copied into `out`: FETCH of every body then copies each byte only
+        # to read it, convert it and hand it to the kernel.
+        self.queued: list[Any] = []
+        self.queued_size = 0
         self.high_water = max(64 * 1024, min(lim.output_buffer, 64 << 20))
         self.state = states.NOT_AUTHENTICATED
         self.user = user  # auth.base.User or a name, once authenticated
@@ -112,7 +120,7 @@ class Session:
     # ---------------------------------------------------------------- pump
     def pump(self) -> None:
         """Run commands until input runs out, output is full, or the session ends."""
-        while not self.finished and len(self.out) < self.high_water:
+        while not self.finished and len(self.out) + self.queued_size < self.high_water:
             if self.start_tls_requested:
                 return  # bytes pipelined after STARTTLS are discarded, never run
             if self._running is not None:
@@ -218,8 +226,70 @@ class Session:
             self.out += R.continuation(item.text) if item.text else b"+ \r\n"
             self._awaiting_line = True
             self.parser.raw_mode = True
+        elif type(item) is list:  # pieces of one response, in order
+            for piece in item:
+                if len(piece) >= QUEUE_MIN:
+                    self.queue(piece)
+                else:
+                    self.out += piece
+        elif len(item) >= QUEUE_MIN and type(item) is bytes:
+            self.queue(item)
         elif item:
             self.out += item
+
+    def queue(self, data: bytes) -> None:
+        """Send `data` after everything before it, without copying it."""
+        if self.out:
+            self.queued.append(self.out)
+            self.queued_size += len(self.out)
+            self.out = bytearray()
+        self.queued.append(data)
+        self.queued_size += len(data)
+
+    def has_output(self) -> bool:
+        return bool(self.out) or bool(self.queued)
+
+    def pending_output(self) -> int:
+        """Bytes not yet taken by the client."""
+        return len(self.out) + self.queued_size
+
+    def take_output(self) -> bytes:
+        """All pending output, as if the client had read it (for embedding and tests)."""
+        data = b"".join([*self.queued, self.out])
+        self.queued.clear()
+        self.queued_size = 0
+        self.out.clear()
+        return data
+
+    def write_output(self, transport: Any) -> int:
+        """Hand pending output to `transport`; returns the bytes it took."""
+        queued = self.queued
+        if not queued:
+            # a view, not a copy
+            with memoryview(self.out) as view, view[: 1 << 20] as chunk:
+                n: int = transport.write(chunk)
+            del self.out[:n]
+            return n
+        bufs = queued[:WRITE_BUFFERS]
+        if len(bufs) < WRITE_BUFFERS and self.out:
+            bufs.append(self.out)
+        n = transport.write_many(bufs)
+        taken = 0
+        i = 0
+        while i < len(queued) and n - taken >= len(queued[i]):
+            taken += len(queued[i])
+            i += 1
+        del queued[:i]
+        rest = n - taken
+        if queued:
+            if rest:
+                queued[0] = memoryview(queued[0])[rest:]
+            self.queued_size -= n
+        else:
+            self.queued_size = 0
+            if rest:
+                del self.out[:rest]
+        return n
 
     def _resume_with(self, ev: object) -> None:
         self._awaiting_line = False
@@ -543,28 +613,24 @@ def run(session: Session, transport: Any) -> None:
     try:
         while True:
             session.pump()
-            if session.out:
+            if session.has_output():
                 try:
-                    # a view, not a copy: FETCH of every body moves gigabytes
-                    with memoryview(session.out) as view, view[: 1 << 20] as chunk:
-                        n = transport.write(chunk)  # type: ignore[arg-type]
+                    accepted += session.write_output(transport)
                 except OSError as e:
                     log.info(f"client connection lost on write: {e}")
                     session.finish("write failed")
                     break
-                del session.out[:n]
-                accepted += n
-            pending = bool(session.out) or transport.has_pending_output()
+            pending = session.has_output() or transport.has_pending_output()
             now = time.monotonic()
             if written() != last_written or not pending:
                 last_written = written()
                 write_progress = now
             elif now - write_progress > session.write_timeout():
                 log.notice(f"client stopped reading: no output accepted for {now - write_progress:.0f}s"
-                           f" with {len(session.out)} bytes pending; disconnecting")
+                           f" with {session.pending_output()} bytes pending; disconnecting")
                 session.finish("client stopped reading")
                 break
-            if session.start_tls_requested and not session.out and not transport.has_pending_output():
+            if session.start_tls_requested and not session.has_output() and not transport.has_pending_output():
                 session.start_tls_requested = False
                 session.parser.discard_input()
                 if not transport.start_tls(max(1.0, session.next_deadline() - time.monotonic())):
@@ -572,7 +638,7 @@ def run(session: Session, transport: Any) -> None:
                     break
                 session.tls_active = True
                 continue
-            if session.finished and not session.out and not transport.has_pending_output():
+            if session.finished and not session.has_output() and not transport.has_pending_output():
                 break
             if stop.signum:
                 if not stop_by:
@@ -602,7 +668,7 @@ def run(session: Session, transport: Any) -> None:
             fd_events: dict[int, int] = {}
             if session.wants_input() and not session.finished:
                 fd_events[transport.rfd] = fd_events.get(transport.rfd, 0) | EVENT_READ
-            if session.out or transport.has_pending_output():
+            if session.has_output() or transport.has_pending_output():
                 fd_events[transport.wfd] = fd_events.get(transport.wfd, 0) | EVENT_WRITE
             for fd in watch_fds:
                 fd_events[fd] = fd_events.get(fd, 0) | EVENT_READ

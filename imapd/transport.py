@@ -97,6 +97,24 @@ class StdioTransport:
         self._flush_tls()
         return len(data)
 
+    def write_many(self, buffers: list[Any]) -> int:
+        """Write buffers in order (one writev(2) in the clear); returns how many
+        bytes were taken."""
+        if self.tls is None:
+            try:
+                n = os.writev(self.wfd, buffers)
+            except (BlockingIOError, InterruptedError):
+                return 0
+            self.raw_written += n
+            return n
+        taken = 0
+        for buf in buffers:
+            n = self.write(buf)
+            taken += n
+            if n < len(buf) or taken >= (1 << 20):
+                break
+        return taken
+
     def has_pending_output(self) -> bool:
         if self.tls is not None:
             self._flush_tls()

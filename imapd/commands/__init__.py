@@ -1,10 +1,12 @@
 """Command handlers, one module per command group.
 
 A handler is a plain function `(session, command)` that calls the store and
-either returns a `Result` or is a generator that yields response bytes (and
+either returns a `Result` or is a generator that yields response bytes, or
+a list of byte strings that go out in order (a FETCH response with the
+message bodies it carries, which are queued rather than copied), and
 `Continuation` objects when it needs a line from the client, which the
-session sends back into the generator), then returns a `Result`.  Handlers
-do no I/O themselves.
+session sends back into the generator; then it returns a `Result`.
+Handlers do no I/O themselves.
 
 The registry maps a command name to "module:function" so that only the
 modules a session really uses are imported (start-up time is paid by every

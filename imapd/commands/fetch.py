@@ -178,7 +178,7 @@ def _partial(data: bytes, partial: tuple[int, int] | None) -> bytes:
     return data[offset : offset + length]
 
 
-def fetch(session: Any, cmd: Fetch) -> Iterator[bytes]:
+def fetch(session: Any, cmd: Fetch) -> Iterator[bytes | list[bytes]]:
     view = session.selected
     mailbox = view.mailbox
     items = list(cmd.items)
@@ -208,13 +208,20 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes]:
             else:
                 set_now = False
             out = bytearray(b"* %d FETCH (" % seq)
+            # whole bodies go out as the objects they were read into, after the
+            # response text before them: [text, body, text, body, ...]
+            parts: list[bytes] = []
+            parts_size = 0
             first = True
             for item in items:
-                if len(out) >= CHUNK:
+                if len(out) + parts_size >= CHUNK:
                     # many large items for one message: hand over what is built,
                     # so the session's output limit bounds memory
                     sent_part = True
-                    yield bytes(out)
+                    parts.append(bytes(out))
+                    yield parts
+                    parts = []
+                    parts_size = 0
                     out = bytearray()
                 if not first:
                     out += b" "
@@ -241,14 +248,17 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes]:
                     if spec is None and mailbox.size(uid) > STREAM_THRESHOLD:
                         stream = mailbox.open_stream(uid)
                         sent_part = True
-                        yield bytes(out) + b"RFC822 "
+                        parts.append(bytes(out) + b"RFC822 ")
+                        yield parts
+                        parts = []
+                        parts_size = 0
                         out = bytearray()
                         yield from _stream_whole(stream, mailbox.size(uid), None)
                         continue
                     if spec is None:
-                        data = msg.data  # read before anything of the response goes out
-                        sent_part = True
-                        yield from _whole(out, b"RFC822", data)
+                        data = msg.data
+                        parts += (bytes(out) + b"RFC822 {%d}\r\n" % len(data), data)
+                        parts_size += len(data)
                         out = bytearray()
                     elif spec == "HEADER":
                         out += name.encode() + b" " + _literal(msg.header_section("HEADER"))
@@ -261,14 +271,17 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes]:
                     if not sec.path and sec.spec is None and mailbox.size(uid) > STREAM_THRESHOLD:
                         stream = mailbox.open_stream(uid)
                         sent_part = True
-                        yield bytes(out) + section_label(item) + b" "
+                        parts.append(bytes(out) + section_label(item) + b" ")
+                        yield parts
+                        parts = []
+                        parts_size = 0
                         out = bytearray()
                         yield from _stream_whole(stream, mailbox.size(uid), item.partial)
                         continue
                     if not sec.path and sec.spec is None and item.partial is None:
-                        data = msg.data  # read before anything of the response goes out
-                        sent_part = True
-                        yield from _whole(out, section_label(item), data)
+                        data = msg.data
+                        parts += (bytes(out) + section_label(item) + b" {%d}\r\n" % len(data), data)
+                        parts_size += len(data)
                         out = bytearray()
                         continue
                     out += section_label(item) + b" " + _body_section(msg, item)
@@ -281,7 +294,11 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes]:
             if set_now and not wants_flags:
                 out += b" FLAGS " + R.flag_list(flags_of(uid))
             out += b")\r\n"
-            yield bytes(out)
+            if parts:
+                parts.append(bytes(out))
+                yield parts
+            else:
+                yield bytes(out)
         except NoSuchMessage:
             missing = True
             if sent_part:
@@ -426,13 +443,6 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], u
     if missing:
         return Result("NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED")
     return ok("FETCH completed" if not uid_cmd else "UID FETCH completed")
-
-
-def _whole(out: bytearray, label: bytes, data: bytes) -> Iterator[bytes]:
-    """The response so far with `label {n}`, then the message as its own
-    chunk (no copy into `out`)."""
-    yield bytes(out) + label + b" {%d}\r\n" % len(data)
-    yield data
 
 
 def _modseq(mailbox: Any, uid: int) -> int:

@@ -24,8 +24,7 @@ def _mail(n: int) -> bytes:
 def _run(s: Session, line: bytes) -> bytes:
     s.receive(line + b"\r\n")
     s.pump()
-    out = bytes(s.out)
-    s.out.clear()
+    out = s.take_output()
     return out
 
 

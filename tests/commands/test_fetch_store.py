@@ -24,8 +24,7 @@ WEIRD_CTE = (
 def run(s: Session, line: bytes) -> bytes:
     s.receive(line + b"\r\n")
     s.pump()
-    out = bytes(s.out)
-    s.out.clear()
+    out = s.take_output()
     return out
 
 

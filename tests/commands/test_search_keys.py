@@ -55,8 +55,7 @@ def session(tmp_path_factory):
 def run(s: Session, line: bytes) -> list[bytes]:
     s.receive(line + b"\r\n")
     s.pump()
-    out = bytes(s.out).split(b"\r\n")
-    s.out.clear()
+    out = s.take_output().split(b"\r\n")
     return [l for l in out if l]
 
 

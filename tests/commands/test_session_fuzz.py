@@ -393,10 +393,9 @@ def test_session_answers_anything_cleanly(template, example):
             prev = cut
             for _ in range(100000):  # the client reads everything, as fast as it comes
                 session.pump()
-                if not session.out:
+                if not session.has_output():
                     break
-                out += session.out
-                session.out.clear()
+                out += session.take_output()
         elapsed = time.monotonic() - start
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)

@@ -429,9 +429,9 @@ class MaildirMailbox(Mailbox):
                 raise NoSuchMessage("Message file is a symlink; not served") from None
             raise
 
-    def _check_file(self, p: int, fd: int) -> None:
+    def _check_file(self, p: int, fd: int) -> int:
         """A file whose mtime differs from what we knew was replaced: forget
-        cached data for it."""
+        cached data for it.  Returns the file's size."""
         st = os.fstat(fd)
         if not _stat.S_ISREG(st.st_mode):
             os.close(fd)
@@ -444,6 +444,7 @@ class MaildirMailbox(Mailbox):
         if old != st.st_mtime:
             self._mtime[p] = st.st_mtime
             self._index_dirty = True
+        return st.st_size
 
     # ====================================================== Mailbox API
     @property
@@ -626,8 +627,7 @@ class MaildirMailbox(Mailbox):
         p = self._must_pos(uid)
         fd = self._open_file(p)
         try:
-            self._check_file(p, fd)
-            data = read_wire(fd)
+            data = read_wire(fd, self._check_file(p, fd))
         finally:
             os.close(fd)
         if self._wsize[p] != len(data):

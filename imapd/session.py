@@ -366,6 +366,15 @@ class Session:
             self.shutdown()
 
     def shutdown(self) -> None:
+        gen = self._running
+        if gen is not None:
+            # a command cut short (client gone, signal): its clean-up runs now,
+            # with the mailbox still open (a FETCH stops its helper process)
+            self._running = None
+            try:
+                gen.close()
+            except Exception:  # noqa: BLE001
+                log.exception("error ending an unfinished command")
         try:
             self.close_selected()
         except Exception:  # noqa: BLE001

@@ -190,7 +190,8 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes | list[bytes]]:
     )
     if not sets_seen and all(i.name in _FAST_ITEMS or header_fields_key(i) for i in items):
         seqs, uids = resolve_columns(session, cmd.seqset, cmd.uid)
-        return (yield from _fetch_fast(view, seqs, uids, items, cmd.uid))
+        may_help = session.config.mail.fetch_helper
+        return (yield from _fetch_fast(view, seqs, uids, items, cmd.uid, may_help))
     messages = resolve_messages(session, cmd.seqset, cmd.uid)
     wants_flags = "FLAGS" in names
     missing = False
@@ -339,17 +340,39 @@ def header_fields_key(item: FetchItem) -> str | None:
 class _Column:
     """How one derived item of the fast path is read, built and written."""
 
-    __slots__ = ("key", "build")
+    __slots__ = ("key", "build", "from_bytes")
 
-    def __init__(self, key: str, build: Callable[[MessageData], bytes]) -> None:
+    def __init__(self, key: str, build: Callable[[MessageData], bytes],
+                 from_bytes: Callable[[bytes, Any], bytes] | None = None) -> None:
         self.key = key
         self.build = build  # the value as sent, for a message whose value is not cached
+        self.from_bytes = from_bytes  # the same from (message, parsed root) alone
 
 
 def _derived_column(name: str) -> _Column:
     key, builder = _DERIVED[name]
     # only called for a value the column's read found missing: no second lookup
-    return _Column(key, lambda msg: msg.build_wire(key, builder))
+    return _Column(key, lambda msg: msg.build_wire(key, builder), builder)
+
+
+class _BuildAll:
+    """What a helper process computes per message: every column's value and
+    the parsed structure (cached as "mime", as MessageData.root does)."""
+
+    def __init__(self, builders: list[Callable[[bytes, Any], bytes]]) -> None:
+        self.builders = builders
+
+    def __call__(self, data: bytes) -> tuple[list[bytes], Any]:
+        from ..mime import parse_message
+
+        root = parse_message(data)
+        return [b(data, root) for b in self.builders], root.to_cache()
+
+
+# A FETCH that finds this many values missing, with at least HELP_MIN
+# messages still to go, has a helper process build every other batch.
+HELP_AFTER = 32
+HELP_MIN = 1024
 
 
 def _header_column(item: FetchItem, key: str) -> _Column:
@@ -364,8 +387,8 @@ def _header_column(item: FetchItem, key: str) -> _Column:
     return _Column(key, build)
 
 
-
-def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], uid_cmd: bool) -> Iterator[bytes]:
+def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], uid_cmd: bool,
+                may_help: bool = True) -> Iterator[bytes]:
     """FETCH of what the store keeps per message (flags, size, date, modseq)
     and of cached items (ENVELOPE, BODY, BODYSTRUCTURE, header fields): one
     pass over the store's arrays and cache files, one %-format per message,
@@ -413,31 +436,53 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], u
     # (the values of one message come as one tuple, made in C)
     rows = zip(seqs, uids, metas, zip(*cached) if columns else repeat(()))
     all_bytes = (bytes,) * len(columns)  # what the types of cached values are
-    for seq, uid, meta, values in rows:
-        if meta is None or uid in pending:
-            missing = True
-            continue
-        flags, size, date, modseq = meta
-        if want_flags:
-            recent = any_recent and is_recent(uid)
-            fl = None if recent else flag_of.get(flags)  # type: ignore[assignment]
-            if fl is None:
-                fl = R.flag_list(sorted(flags) + (["\\Recent"] if recent else []))
-                if not recent:
-                    flag_of[flags] = fl
-        if want_date:
-            db = fmt_date(date)
-        if columns and tuple(map(type, values)) != all_bytes:  # (a value missing, or of another kind)
-            msg = MessageData(mailbox, uid)
-            try:
-                values = [v if type(v) is bytes else c.build(msg) for c, v in zip(columns, values)]
-            except NoSuchMessage:
+    # values missing before a helper process is asked to build half of the rest
+    misses_to_help = HELP_AFTER if may_help and columns and all(c.from_bytes for c in columns) else -1
+    helper: Any = None
+    try:
+        for i, (seq, uid, meta, values) in enumerate(rows):
+            if meta is None or uid in pending:
                 missing = True
                 continue
-        out += template % pick((seq, uid, fl, size, db, modseq, *values))
-        if len(out) >= CHUNK:
-            yield bytes(out)
-            out.clear()
+            flags, size, date, modseq = meta
+            if want_flags:
+                recent = any_recent and is_recent(uid)
+                fl = None if recent else flag_of.get(flags)  # type: ignore[assignment]
+                if fl is None:
+                    fl = R.flag_list(sorted(flags) + (["\\Recent"] if recent else []))
+                    if not recent:
+                        flag_of[flags] = fl
+            if want_date:
+                db = fmt_date(date)
+            if columns and tuple(map(type, values)) != all_bytes:  # (a value missing, or of another kind)
+                if misses_to_help > 0:
+                    misses_to_help -= 1
+                    if not misses_to_help:
+                        rest = uids[i + 1 :]
+                        if len(rest) >= HELP_MIN:
+                            helper = mailbox.build_ahead(rest, _BuildAll([c.from_bytes for c in columns]))
+                built = helper.take(uid) if helper is not None else None
+                if built is not None:
+                    new, mime = built
+                    mailbox.cache_put(uid, "mime", mime)
+                    for c, v, b in zip(columns, values, new):
+                        if type(v) is not bytes:
+                            mailbox.cache_put(uid, c.key, b)
+                    values = new
+                else:
+                    msg = MessageData(mailbox, uid)
+                    try:
+                        values = [v if type(v) is bytes else c.build(msg) for c, v in zip(columns, values)]
+                    except NoSuchMessage:
+                        missing = True
+                        continue
+            out += template % pick((seq, uid, fl, size, db, modseq, *values))
+            if len(out) >= CHUNK:
+                yield bytes(out)
+                out.clear()
+    finally:
+        if helper is not None:
+            helper.close()
     if out:
         yield bytes(out)
     if missing:

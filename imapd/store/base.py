@@ -25,7 +25,7 @@ import abc
 from ..record import Record
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
-    from typing import BinaryIO, Iterable, Iterator, Sequence
+    from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
@@ -368,6 +368,13 @@ class Mailbox(abc.ABC):
 
     def cache_put(self, uid: int, key: str, value: object) -> None:
         """Remember a derived value; it must be dropped if the message changes."""
+
+    def build_ahead(self, uids: Sequence[int], build: Callable[[bytes], Any]) -> Any:
+        """Optionally compute `build(message bytes)` for some of `uids` in a
+        helper process while the caller works on the others.  Returns a handle
+        with `take(uid)` (the value, or None: compute it yourself; called in
+        ascending UID order) and `close()`, or None.  The default has no helper."""
+        return None
 
     def status(self, items: Iterable[str] | None = None) -> MailboxStatus:
         """Counts of the open mailbox (`items` as in Store.status: SIZE is

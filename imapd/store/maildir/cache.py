@@ -237,6 +237,10 @@ class CacheColumn:
         run_from = self.run_uids[0] if self.run_uids else 1 << 32
         j = 0
         for u, t in zip(uids, mtimes):
+            if self.fd < 0:  # no file (yet): only the run and pending values
+                ru = self.run_uids
+                yield self.get(u, t) if u in self.pending or ru and u <= ru[-1] else None
+                continue
             if u >= run_from and self.generation == gen and u > self.run_uids[-1] and u not in self.pending:
                 # above everything cached (the first FETCH 1:* reads each
                 # value just before it is built and put): nothing to look up

@@ -23,7 +23,7 @@ from itertools import compress, count, repeat
 from _operator import is_not, itemgetter  # (`operator` itself costs every start-up 0.4 ms)
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO, Iterable, Iterator, Sequence
+    from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from imapd.store.base import (
     CopyResult,
@@ -436,15 +436,50 @@ class MaildirMailbox(Mailbox):
         if not _stat.S_ISREG(st.st_mode):
             os.close(fd)
             raise NoSuchMessage("Message file is not a regular file")
+        self._note_mtime(p, st.st_mtime)
+        return st.st_size
+
+    def _note_mtime(self, p: int, mtime: float) -> None:
         old = self._mtime[p]
-        if old != NO_TIME and old != st.st_mtime:
+        if old != NO_TIME and old != mtime:
             uid = self._uids[p]
             self._wsize[p] = -1
             self._cache_drop((uid,))
-        if old != st.st_mtime:
-            self._mtime[p] = st.st_mtime
+        if old != mtime:
+            self._mtime[p] = mtime
             self._index_dirty = True
-        return st.st_size
+
+    def build_ahead(self, uids: Sequence[int], build: Callable[[bytes], Any]) -> Any:
+        """`build(wire bytes)` (a pure function, its result marshal-able) for
+        each of `uids` (ascending), shared with a helper process; see
+        prebuild.  Returns its handle (`take(uid)` in UID order, `close()`),
+        or None when no helper can run (one core, fork failed)."""
+        from imapd.store.maildir.prebuild import can_fork_helper, start
+
+        if not can_fork_helper():
+            return None
+        files = []
+        last = 0
+        for uid in uids:
+            if uid <= last:
+                return None  # (results are matched up in ascending order)
+            last = uid
+            p = self._pos(uid)
+            if p >= 0:
+                files.append((uid, self._dirfd(p), self._filename(p)))
+        return start(files, build, O_FILE, self._adopt_read)
+
+    def _adopt_read(self, uid: int, mtime: float, wire_size: int) -> bool:
+        """What reading the file tells (as `read` learns it), for a file a
+        helper read; False if the message is not in the view."""
+        p = self._pos(uid)
+        if p < 0:
+            return False
+        self._note_mtime(p, mtime)
+        if self._wsize[p] != wire_size:
+            self._wsize[p] = wire_size
+            self._index_dirty = True
+        return True
 
     # ====================================================== Mailbox API
     @property

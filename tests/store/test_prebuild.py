@@ -1,0 +1,117 @@
+"""Building values from many message files together with a forked helper
+(imapd/store/maildir/prebuild.py), on a real Maildir: every value arrives,
+in order, whoever built it; a helper that dies or a file that vanishes only
+means the caller builds that message itself; no helper outlives its use."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from maildir_helpers import append
+
+from imapd.store import open_store
+from imapd.store.maildir import prebuild
+from imapd.store.maildir.layout import O_FILE
+
+COUNT = 3 * prebuild.BATCH + 17  # several batches for each process, and a ragged last one
+
+
+def digest(data: bytes) -> tuple[int, bytes]:
+    """A pure function of the message bytes, as FETCH's builder is."""
+    return len(data), data.split(b"\r\n", 2)[1]
+
+
+@pytest.fixture
+def mailbox(tmp_path):
+    root = str(tmp_path / "Maildir")
+    s = open_store(root, use_inotify=False)
+    for k in range(1, COUNT + 1):
+        append(s, "INBOX", b"From: a@example.org\nSubject: message %d\n\n%s\n" % (k, b"x" * k))
+    mb = s.open("INBOX")
+    yield mb
+    mb.close()
+    s.close()
+
+
+def files_of(mb, uids):
+    return [(u, mb._dirfd(mb._pos(u)), mb._filename(mb._pos(u))) for u in uids]
+
+
+def gone(pid: int) -> bool:
+    """The process no longer exists (not even as a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_every_value_arrives_in_order_and_the_helper_is_reaped(mailbox):
+    uids = mailbox.uids()
+    shared = prebuild.start(files_of(mailbox, uids), digest, O_FILE, mailbox._adopt_read)
+    assert shared is not None and shared.pid > 0
+    pid = shared.pid
+    for u in uids:
+        assert shared.take(u) == digest(mailbox.read(u)), u
+        assert mailbox.size(u) == len(mailbox.read(u))
+    shared.close()
+    assert gone(pid)
+
+
+def test_a_subset_of_uids_and_uids_it_was_not_given(mailbox):
+    uids = mailbox.uids()
+    shared = prebuild.start(files_of(mailbox, uids[:-5]), digest, O_FILE, mailbox._adopt_read)
+    assert shared is not None
+    try:
+        for u in uids[::7]:  # most messages never asked for (already cached, say)
+            want = None if u in uids[-5:] else digest(mailbox.read(u))
+            assert shared.take(u) == want
+    finally:
+        shared.close()
+
+
+def test_a_vanished_file_is_left_to_the_caller(mailbox, tmp_path):
+    uids = mailbox.uids()
+    victims = {uids[5], uids[prebuild.BATCH + 5], uids[-1]}  # in batches of both processes
+    files = files_of(mailbox, uids)
+    for u, _, name in files:
+        if u in victims:
+            os.unlink(os.path.join(str(tmp_path / "Maildir"), "cur", name))
+    shared = prebuild.start(files, digest, O_FILE, mailbox._adopt_read)
+    assert shared is not None
+    try:
+        for u in uids:
+            got = shared.take(u)
+            if u in victims:
+                assert got is None
+            else:
+                assert got == digest(mailbox.read(u))
+    finally:
+        shared.close()
+
+
+def test_a_helper_that_dies_leaves_the_rest_to_the_caller(mailbox):
+    uids = mailbox.uids()
+    shared = prebuild.start(files_of(mailbox, uids), digest, O_FILE, mailbox._adopt_read)
+    assert shared is not None
+    try:
+        assert shared.take(uids[0]) == digest(mailbox.read(uids[0]))
+        os.kill(shared.pid, signal.SIGKILL)
+        for u in uids[1:]:
+            got = shared.take(u)  # never waits for the dead helper
+            # what it built before it died is good; the rest falls to the caller
+            assert got is None or got == digest(mailbox.read(u))
+    finally:
+        shared.close()
+
+
+def test_too_few_files_start_no_helper(mailbox):
+    uids = mailbox.uids()[: prebuild.BATCH]
+    assert prebuild.start(files_of(mailbox, uids), digest, O_FILE, mailbox._adopt_read) is None
+
+
+def test_build_ahead_refuses_uids_out_of_order(mailbox):
+    uids = mailbox.uids()
+    assert mailbox.build_ahead(list(reversed(uids)), digest) is None

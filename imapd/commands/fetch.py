@@ -193,6 +193,8 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes | list[bytes]]:
         may_help = session.config.mail.fetch_helper
         return (yield from _fetch_fast(view, seqs, uids, items, cmd.uid, may_help))
     messages = resolve_messages(session, cmd.seqset, cmd.uid)
+    # each item with its label as echoed (BODY[...]<n>), made once, not per message
+    labelled = [(i, section_label(i) if i.name in _SECTION_ITEMS else b"") for i in items]
     wants_flags = "FLAGS" in names
     missing = False
     flags_of = view.flags_with_recent
@@ -214,7 +216,7 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes | list[bytes]]:
             parts: list[bytes] = []
             parts_size = 0
             first = True
-            for item in items:
+            for item, label in labelled:
                 if len(out) + parts_size >= CHUNK:
                     # many large items for one message: hand over what is built,
                     # so the session's output limit bounds memory
@@ -272,7 +274,7 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes | list[bytes]]:
                     if not sec.path and sec.spec is None and mailbox.size(uid) > STREAM_THRESHOLD:
                         stream = mailbox.open_stream(uid)
                         sent_part = True
-                        parts.append(bytes(out) + section_label(item) + b" ")
+                        parts.append(bytes(out) + label + b" ")
                         yield parts
                         parts = []
                         parts_size = 0
@@ -281,15 +283,15 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes | list[bytes]]:
                         continue
                     if not sec.path and sec.spec is None and item.partial is None:
                         data = msg.data
-                        parts += (bytes(out) + section_label(item) + b" {%d}\r\n" % len(data), data)
+                        parts += (bytes(out) + label + b" {%d}\r\n" % len(data), data)
                         parts_size += len(data)
                         out = bytearray()
                         continue
-                    out += section_label(item) + b" " + _body_section(msg, item)
+                    out += label + b" " + _body_section(msg, item)
                 elif name == "BINARY[]":
-                    out += section_label(item) + b" " + _binary_section(msg, item)
+                    out += label + b" " + _binary_section(msg, item)
                 elif name == "BINARY.SIZE[]":
-                    out += section_label(item) + b" " + _binary_size(msg, item)
+                    out += label + b" " + _binary_size(msg, item)
                 else:
                     out += name.encode() + b" NIL"
             if set_now and not wants_flags:
@@ -314,6 +316,7 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes | list[bytes]]:
     return ok("FETCH completed" if not cmd.uid else "UID FETCH completed")
 
 
+_SECTION_ITEMS = frozenset(("BODY[]", "BINARY[]", "BINARY.SIZE[]"))
 _META_ITEMS = frozenset(("UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE", "MODSEQ"))
 _DERIVED = {
     "ENVELOPE": ("envelope.wire", _envelope),

@@ -35,8 +35,8 @@ def mailbox(tmp_path):
     s.close()
 
 
-def files_of(mb, uids):
-    return [(u, mb._dirfd(mb._pos(u)), mb._filename(mb._pos(u))) for u in uids]
+def start(mb, uids):
+    return prebuild.start(list(uids), mb._locate, digest, O_FILE, mb._adopt_read)
 
 
 def gone(pid: int) -> bool:
@@ -50,7 +50,7 @@ def gone(pid: int) -> bool:
 
 def test_every_value_arrives_in_order_and_the_helper_is_reaped(mailbox):
     uids = mailbox.uids()
-    shared = prebuild.start(files_of(mailbox, uids), digest, O_FILE, mailbox._adopt_read)
+    shared = start(mailbox, uids)
     assert shared is not None and shared.pid > 0
     pid = shared.pid
     for u in uids:
@@ -62,7 +62,7 @@ def test_every_value_arrives_in_order_and_the_helper_is_reaped(mailbox):
 
 def test_a_subset_of_uids_and_uids_it_was_not_given(mailbox):
     uids = mailbox.uids()
-    shared = prebuild.start(files_of(mailbox, uids[:-5]), digest, O_FILE, mailbox._adopt_read)
+    shared = start(mailbox, uids[:-5])
     assert shared is not None
     try:
         for u in uids[::7]:  # most messages never asked for (already cached, say)
@@ -75,11 +75,9 @@ def test_a_subset_of_uids_and_uids_it_was_not_given(mailbox):
 def test_a_vanished_file_is_left_to_the_caller(mailbox, tmp_path):
     uids = mailbox.uids()
     victims = {uids[5], uids[prebuild.BATCH + 5], uids[-1]}  # in batches of both processes
-    files = files_of(mailbox, uids)
-    for u, _, name in files:
-        if u in victims:
-            os.unlink(os.path.join(str(tmp_path / "Maildir"), "cur", name))
-    shared = prebuild.start(files, digest, O_FILE, mailbox._adopt_read)
+    for u in victims:
+        os.unlink(os.path.join(str(tmp_path / "Maildir"), "cur", mailbox._locate(u)[1]))
+    shared = start(mailbox, uids)
     assert shared is not None
     try:
         for u in uids:
@@ -94,7 +92,7 @@ def test_a_vanished_file_is_left_to_the_caller(mailbox, tmp_path):
 
 def test_a_helper_that_dies_leaves_the_rest_to_the_caller(mailbox):
     uids = mailbox.uids()
-    shared = prebuild.start(files_of(mailbox, uids), digest, O_FILE, mailbox._adopt_read)
+    shared = start(mailbox, uids)
     assert shared is not None
     try:
         assert shared.take(uids[0]) == digest(mailbox.read(uids[0]))
@@ -109,7 +107,7 @@ def test_a_helper_that_dies_leaves_the_rest_to_the_caller(mailbox):
 
 def test_too_few_files_start_no_helper(mailbox):
     uids = mailbox.uids()[: prebuild.BATCH]
-    assert prebuild.start(files_of(mailbox, uids), digest, O_FILE, mailbox._adopt_read) is None
+    assert start(mailbox, uids) is None
 
 
 def test_build_ahead_refuses_uids_out_of_order(mailbox):

@@ -458,16 +458,14 @@ class MaildirMailbox(Mailbox):
 
         if not can_fork_helper():
             return None
-        files = []
-        last = 0
-        for uid in uids:
-            if uid <= last:
-                return None  # (results are matched up in ascending order)
-            last = uid
-            p = self._pos(uid)
-            if p >= 0:
-                files.append((uid, self._dirfd(p), self._filename(p)))
-        return start(files, build, O_FILE, self._adopt_read)
+        uids = list(uids)
+        if any(map(int.__ge__, uids, uids[1:])):
+            return None  # (results are matched up in ascending order)
+        return start(uids, self._locate, build, O_FILE, self._adopt_read)
+
+    def _locate(self, uid: int) -> tuple[int, str] | None:
+        p = self._pos(uid)
+        return None if p < 0 else (self._dirfd(p), self._filename(p))
 
     def _adopt_read(self, uid: int, mtime: float, wire_size: int) -> bool:
         """What reading the file tells (as `read` learns it), for a file a

@@ -25,7 +25,7 @@ import signal
 from _bisect import bisect_left
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
-    from typing import Any, Callable, Sequence
+    from typing import Any, Callable, Iterator
 
 BATCH = 128  # messages per batch
 PIPE_SIZE = 1 << 20  # results the helper may run ahead by (a larger pipe where allowed)
@@ -68,17 +68,18 @@ class SharedBuild:
 
     def __init__(
         self,
-        files: Sequence[tuple[int, int, str]],
+        uids: list[int],
+        locate: Callable[[int], tuple[int, str] | None],
         build: Callable[[bytes], Any],
         open_flags: int,
         on_file: Callable[[int, float, int], bool],
     ) -> None:
-        self.files = files
+        self.uids = uids
+        self.locate = locate  # uid -> (directory fd, file name); None if gone
         self.build = build
         self.open_flags = open_flags
         self.on_file = on_file
-        self.uids = [f[0] for f in files]
-        self.nbatches = -(-len(files) // BATCH)
+        self.nbatches = -(-len(uids) // BATCH)
         self.pid = 0
         self.tokens = -1  # read end of the token pipe
         self.results = -1  # read end of the helper's result pipe
@@ -142,7 +143,6 @@ class SharedBuild:
                 pass
         from imapd.memory import note_parsed
 
-        files, build, flags = self.files, self.build, self.open_flags
         while True:
             token = os.read(tokens, _TOKEN)
             if len(token) < _TOKEN:
@@ -150,8 +150,7 @@ class SharedBuild:
             b = int.from_bytes(token, "little")
             out = bytearray()
             size = 0
-            for uid, dirfd, name in files[b * BATCH : (b + 1) * BATCH]:
-                got = build_file(uid, dirfd, name, build, flags)
+            for got in self._batch(b):
                 if len(got) > 2:
                     size += got[2]
                 frame = marshal.dumps(got)
@@ -178,14 +177,20 @@ class SharedBuild:
         self.taken = int.from_bytes(token, "little")
         return self.taken
 
+    def _batch(self, b: int) -> Iterator[tuple[Any, ...]]:
+        """build_file's answer for each message of batch `b`."""
+        build, flags, locate = self.build, self.open_flags, self.locate
+        for uid in self.uids[b * BATCH : (b + 1) * BATCH]:
+            where = locate(uid)
+            yield (uid,) if where is None else build_file(uid, where[0], where[1], build, flags)
+
     def _build_here(self, b: int) -> None:
         from imapd.memory import note_parsed
 
-        files, build, flags = self.files, self.build, self.open_flags
         built = self.mine[b] = {}
         size = 0
-        for uid, dirfd, name in files[b * BATCH : (b + 1) * BATCH]:
-            got = built[uid] = build_file(uid, dirfd, name, build, flags)
+        for got in self._batch(b):
+            built[got[0]] = got
             if len(got) > 2:
                 size += got[2]
         note_parsed(size)
@@ -294,14 +299,17 @@ class SharedBuild:
 
 
 def start(
-    files: Sequence[tuple[int, int, str]],
+    uids: list[int],
+    locate: Callable[[int], tuple[int, str] | None],
     build: Callable[[bytes], Any],
     open_flags: int,
     on_file: Callable[[int, float, int], bool],
 ) -> SharedBuild | None:
-    """Share building `build(wire bytes)` for each (uid, dirfd, name) of
-    `files` (ascending UIDs) with a forked helper; None if none can start."""
-    if len(files) < 2 * BATCH:
+    """Share building `build(wire bytes)` for the message file of each of
+    `uids` (ascending; `locate` gives its directory fd and name, and works in
+    the helper too: it runs on the helper's copy of this process) with a
+    forked helper; None if none can start."""
+    if len(uids) < 2 * BATCH:
         return None
-    shared = SharedBuild(files, build, open_flags, on_file)
+    shared = SharedBuild(uids, locate, build, open_flags, on_file)
     return shared if shared.start() else None

@@ -112,6 +112,9 @@ class SharedBuild:
                 raise OSError("the batch numbers do not fit in a pipe")
             os.close(tw)  # no writer left: an empty token pipe reads as EOF
             fds.remove(tw)
+            from imapd.memory import trim
+
+            trim()  # the helper starts with what this process holds resident
             pid = os.fork()
         except OSError:
             for fd in fds:

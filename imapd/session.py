@@ -367,7 +367,7 @@ class Session:
 
     def shutdown(self) -> None:
         gen = self._running
-        if gen is not None:
+        if gen is not None and not getattr(gen, "gi_running", False):  # (not the one ending the session)
             # a command cut short (client gone, signal): its clean-up runs now,
             # with the mailbox still open (a FETCH stops its helper process)
             self._running = None

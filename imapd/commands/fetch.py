@@ -195,13 +195,35 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes | list[bytes]]:
     messages = resolve_messages(session, cmd.seqset, cmd.uid)
     # each item with its label as echoed (BODY[...]<n>), made once, not per message
     labelled = [(i, section_label(i) if i.name in _SECTION_ITEMS else b"") for i in items]
-    wants_flags = "FLAGS" in names
+    if not sets_seen and _whole_bodies(items):
+        return (yield from _fetch_whole(view, messages, labelled, cmd.uid))
+    one = _OneMessage(view, labelled, sets_seen, "FLAGS" in names)
     missing = False
-    flags_of = view.flags_with_recent
     for seq, uid in messages:
         if uid in view.pending_expunged:
             missing = True
             continue
+        if (yield from one.fetch(seq, uid)):
+            missing = True
+    if missing:
+        return Result("NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED")
+    return ok("FETCH completed" if not cmd.uid else "UID FETCH completed")
+
+
+class _OneMessage:
+    """The general path: one message's FETCH response, any items."""
+
+    def __init__(self, view: Any, labelled: list[tuple[FetchItem, bytes]], sets_seen: bool, wants_flags: bool) -> None:
+        self.view = view
+        self.labelled = labelled
+        self.sets_seen = sets_seen
+        self.wants_flags = wants_flags
+
+    def fetch(self, seq: int, uid: int) -> Iterator[bytes | list[bytes]]:
+        """Yield the response; returns True if the message turned out to be gone."""
+        mailbox = self.view.mailbox
+        flags_of = self.view.flags_with_recent
+        sets_seen, wants_flags, labelled = self.sets_seen, self.wants_flags, self.labelled
         msg = MessageData(mailbox, uid)
         sent_part = False  # part of this message's response is already out
         try:
@@ -303,17 +325,72 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes | list[bytes]]:
             else:
                 yield bytes(out)
         except NoSuchMessage:
-            missing = True
             if sent_part:
                 yield b")\r\n"  # items already sent are whole: end the response validly
-            continue
+            return True
         except Exception:
             if sent_part:
                 yield b")\r\n"
             raise
+        return False
+
+
+def _whole_bodies(items: list[FetchItem]) -> bool:
+    """FETCH of whole messages alone (BODY.PEEK[], with UID or not): the
+    loop of mail synchronisers (mbsync, offlineimap, mutt)."""
+    kinds = [i.name for i in items]
+    if kinds not in (["BODY[]"], ["UID", "BODY[]"]):
+        return False
+    body = items[-1]
+    sec = body.section
+    return body.partial is None and (sec is None or not sec.path and sec.spec is None)
+
+
+def _fetch_whole(view: Any, messages: list[tuple[int, int]], labelled: list[tuple[FetchItem, bytes]],
+                 uid_cmd: bool) -> Iterator[bytes | list[bytes]]:
+    """Whole messages, many to one yield: [text, body, text, body, ..., text],
+    the text between two bodies holding the end of one response and the start
+    of the next.  A message too large to hold goes the general way (streamed)."""
+    mailbox = view.mailbox
+    read, size_of = mailbox.read, mailbox.size
+    pending = view.pending_expunged
+    head = (b"* %d FETCH (UID %d " if len(labelled) == 2 else b"* %d FETCH (") + labelled[-1][1] + b" {%d}\r\n"
+    with_uid = len(labelled) == 2
+    one = _OneMessage(view, labelled, False, False)
+    parts: list[bytes] = []
+    text = b""  # what goes before the next body
+    held = 0
+    missing = False
+    for seq, uid in messages:
+        if uid in pending:
+            missing = True
+            continue
+        try:
+            big = size_of(uid) > STREAM_THRESHOLD
+            data = b"" if big else read(uid)
+        except NoSuchMessage:
+            missing = True
+            continue
+        if big:
+            if parts or text:
+                yield [*parts, text]
+                parts, text, held = [], b"", 0
+            if (yield from one.fetch(seq, uid)):
+                missing = True
+            continue
+        parts += (text + (head % ((seq, uid, len(data)) if with_uid else (seq, len(data)))), data)
+        text = b")\r\n"
+        held += len(data)
+        if held >= CHUNK:
+            parts.append(text)
+            yield parts
+            parts, text, held = [], b"", 0
+    if parts or text:
+        parts.append(text)
+        yield parts
     if missing:
         return Result("NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED")
-    return ok("FETCH completed" if not cmd.uid else "UID FETCH completed")
+    return ok("FETCH completed" if not uid_cmd else "UID FETCH completed")
 
 
 _SECTION_ITEMS = frozenset(("BODY[]", "BINARY[]", "BINARY.SIZE[]"))

@@ -180,7 +180,6 @@ def _partial(data: bytes, partial: tuple[int, int] | None) -> bytes:
 
 def fetch(session: Any, cmd: Fetch) -> Iterator[bytes | list[bytes]]:
     view = session.selected
-    mailbox = view.mailbox
     items = list(cmd.items)
     names = {i.name for i in items}
     if cmd.uid and "UID" not in names:

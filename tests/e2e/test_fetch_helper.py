@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from harness import ImapPipe, chown_tree, deliver, make_maildir, mail_user, remove_maildir
+from harness import ImapPipe, chown_tree, config_file, deliver, make_maildir, mail_user, remove_maildir
 from imapd.store.maildir.prebuild import can_fork_helper
 
 COUNT = 1500  # enough for the helper to start (fetch.HELP_AFTER misses, HELP_MIN to go)
@@ -32,14 +32,6 @@ def message(k: int) -> bytes:
     return head + (b'Content-Type: multipart/mixed; boundary="m"\n\n--m\nContent-Type: text/plain\n\nsee\n'
                    b"--m\nContent-Type: application/pdf; name=\"f%d.pdf\"\nContent-Transfer-Encoding: base64\n\n"
                    b"JVBERi0xLjQK\n--m--\n" % k)
-
-
-def config(text: str) -> str:
-    fd, path = tempfile.mkstemp(suffix=".toml", dir="/tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o644)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +79,7 @@ def fetch_all(root: str, user, cfg: str | None = None) -> list[bytes]:
 
 
 def test_answer_is_the_single_process_answer_and_is_cached(copy_of, user):
-    alone = config("[mail]\nfetch_helper = false\n")
+    alone = config_file("[mail]\nfetch_helper = false\n")
     try:
         single = fetch_all(copy_of(), user, alone)
         shared_root = copy_of()
@@ -121,7 +113,7 @@ def children_of(pid: int) -> list[int]:
 
 
 def test_helper_ends_with_the_session_when_the_client_goes_away(copy_of, user):
-    small = config("[limits]\noutput_buffer = 65536\n")  # imapd stops soon when nobody reads
+    small = config_file("[limits]\noutput_buffer = 65536\n")  # imapd stops soon when nobody reads
     try:
         c = ImapPipe(["--maildir", copy_of(), "--config", small], user)
         c.command("SELECT INBOX")

@@ -7,14 +7,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 
 import pexpect
 import pytest
 
-from harness import IMAPD, ImapPipe, make_maildir, mail_user, remove_maildir, server_env, tagged_status
+from harness import IMAPD, ImapPipe, config_file, make_maildir, mail_user, remove_maildir, server_env, tagged_status
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -90,7 +89,7 @@ def test_overlong_line_is_refused_and_session_survives(user, maildir):
 
 
 def test_too_many_bad_commands_end_with_bye(user, maildir):
-    cfg = _config("[limits]\nbad_commands = 3\n")
+    cfg = config_file("[limits]\nbad_commands = 3\n")
     with ImapPipe(["--config", cfg, "--maildir", maildir], user) as c:
         c.send(b"a\r\nb\r\nc\r\n")
         out = b""
@@ -102,7 +101,7 @@ def test_too_many_bad_commands_end_with_bye(user, maildir):
 
 
 def test_autologout(user, maildir):
-    cfg = _config("[limits]\nautologout = 1\n")
+    cfg = config_file("[limits]\nautologout = 1\n")
     with ImapPipe(["--config", cfg, "--maildir", maildir], user) as c:
         start = time.monotonic()
         line = c.read_line(timeout=5)
@@ -112,7 +111,7 @@ def test_autologout(user, maildir):
 
 
 def test_literal_beyond_limit(user, maildir):
-    cfg = _config("[limits]\nliteral_size = 100\n")
+    cfg = config_file("[limits]\nliteral_size = 100\n")
     with ImapPipe(["--config", cfg, "--maildir", maildir], user) as c:
         c.send(b"l1 ID (\"x\" {5000}\r\n")
         assert c.read_line().startswith(b"l1 NO [TOOBIG]")
@@ -154,7 +153,7 @@ def test_cli_version_help_check_config(tmp_path):
 
 
 def test_bad_config_at_connection_gives_bye(user, maildir, tmp_path):
-    cfg = _config("[limits\n")
+    cfg = config_file("[limits\n")
     with ImapPipe(["--config", cfg, "--maildir", maildir], user) as c:
         assert c.greeting == b"* BYE [UNAVAILABLE] Server configuration error"
 
@@ -272,14 +271,6 @@ def _demote(user):
         os.setuid(user.uid)
 
     return run
-
-
-def _config(text: str) -> str:
-    fd, path = tempfile.mkstemp(suffix=".toml", dir="/tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o644)
-    return path
 
 
 def test_commands_from_a_file_answers_to_a_file_or_dev_null(user, maildir, tmp_path):

@@ -215,7 +215,13 @@ class SharedBuild:
                 n = int.from_bytes(buf[:_LEN], "little")
                 if len(buf) < _LEN + n:
                     break
-                got = marshal.loads(bytes(buf[_LEN : _LEN + n]))
+                try:
+                    got = marshal.loads(bytes(buf[_LEN : _LEN + n]))
+                except (ValueError, EOFError, TypeError):
+                    got = None
+                if type(got) is not tuple or not got or type(got[0]) is not int:
+                    self._stop_reading()  # garbled: trust nothing more from it
+                    return None
                 del buf[: _LEN + n]
                 if got[0] == uid:
                     return got  # type: ignore[no-any-return]
@@ -230,10 +236,15 @@ class SharedBuild:
             except OSError:
                 chunk = b""
             if not chunk:  # the helper ended (or died): the rest is built the usual way
-                os.close(self.results)
-                self.results = -1
+                self._stop_reading()
                 return None
             buf += chunk
+
+    def _stop_reading(self) -> None:
+        if self.results >= 0:
+            os.close(self.results)
+            self.results = -1
+        self._buf.clear()
 
     def take(self, uid: int) -> Any:
         """What was built for `uid` (here or by the helper), or None: build it

@@ -135,6 +135,11 @@ class SharedBuild:
         return True
 
     def _helper(self, tokens: int, results: int) -> None:
+        import gc
+
+        # What the server holds is shared with the helper until one of them
+        # writes to it; a collection would write to every object it scans.
+        gc.freeze()
         # signals end the helper outright; the server's handlers and wakeup pipe are not its own
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):

@@ -92,7 +92,7 @@ SCHEMA: "dict[str, dict[str, tuple[Any, Any, Callable[[Any], str | None] | None]
     },
     "mail": {
         "store": (str, "maildir", _one_of("maildir", "readonly", "flat", "inbox-only")),
-        "fetch_helper": (bool, True, None),
+        "fetch_helper": (bool, False, None),
     },
     "idle": {
         "keepalive": (Number, 120, _positive),

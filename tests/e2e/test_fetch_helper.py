@@ -80,10 +80,11 @@ def fetch_all(root: str, user, cfg: str | None = None) -> list[bytes]:
 
 def test_answer_is_the_single_process_answer_and_is_cached(copy_of, user):
     alone = config_file("[mail]\nfetch_helper = false\n")
+    helped = config_file("[mail]\nfetch_helper = true\n")
     try:
-        single = fetch_all(copy_of(), user, alone)
+        single = fetch_all(copy_of(), user)  # (the default: one process)
         shared_root = copy_of()
-        shared = fetch_all(shared_root, user)
+        shared = fetch_all(shared_root, user, helped)
         assert len(shared) == COUNT + 1 and shared[-1].endswith(b"OK FETCH completed")
         assert shared == single
         # the next session answers from the cache the shared build filled
@@ -96,6 +97,7 @@ def test_answer_is_the_single_process_answer_and_is_cached(copy_of, user):
             assert b'Content-Type: application/pdf; name="f%d.pdf"' % (COUNT - 1) in part[0]
     finally:
         os.unlink(alone)
+        os.unlink(helped)
 
 
 def children_of(pid: int) -> list[int]:
@@ -113,7 +115,8 @@ def children_of(pid: int) -> list[int]:
 
 
 def test_helper_ends_with_the_session_when_the_client_goes_away(copy_of, user):
-    small = config_file("[limits]\noutput_buffer = 65536\n")  # imapd stops soon when nobody reads
+    # imapd stops soon when nobody reads
+    small = config_file("[limits]\noutput_buffer = 65536\n[mail]\nfetch_helper = true\n")
     try:
         c = ImapPipe(["--maildir", copy_of(), "--config", small], user)
         c.command("SELECT INBOX")
@@ -132,5 +135,20 @@ def test_helper_ends_with_the_session_when_the_client_goes_away(copy_of, user):
         for pid in helpers:
             with pytest.raises(ProcessLookupError):
                 os.kill(pid, 0)  # gone, not even a zombie: imapd reaped it
+    finally:
+        os.unlink(small)
+
+
+def test_by_default_one_process_does_the_work(copy_of, user):
+    small = config_file("[limits]\noutput_buffer = 65536\n")  # imapd stops soon when nobody reads
+    try:
+        with ImapPipe(["--maildir", copy_of(), "--config", small], user) as c:
+            c.command("SELECT INBOX")
+            c.send(f"t9 {ENVBS}\r\n".encode())
+            c.buf += c.read_some()
+            time.sleep(0.5)  # well past the misses that would start a helper
+            assert children_of(c.proc.pid) == []
+            c.send(b"t10 NOOP\r\n")  # the client reads the rest: the answer completes
+            assert c.read_until_tagged("t9", timeout=60)[-1].startswith(b"t9 OK")
     finally:
         os.unlink(small)

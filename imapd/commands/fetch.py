@@ -351,7 +351,7 @@ def _fetch_whole(view: Any, messages: list[tuple[int, int]], labelled: list[tupl
     the text between two bodies holding the end of one response and the start
     of the next.  A message too large to hold goes the general way (streamed)."""
     mailbox = view.mailbox
-    read, size_of = mailbox.read, mailbox.size
+    read_up_to = mailbox.read_up_to
     pending = view.pending_expunged
     head = (b"* %d FETCH (UID %d " if len(labelled) == 2 else b"* %d FETCH (") + labelled[-1][1] + b" {%d}\r\n"
     with_uid = len(labelled) == 2
@@ -365,12 +365,11 @@ def _fetch_whole(view: Any, messages: list[tuple[int, int]], labelled: list[tupl
             missing = True
             continue
         try:
-            big = size_of(uid) > STREAM_THRESHOLD
-            data = b"" if big else read(uid)
+            data = read_up_to(uid, STREAM_THRESHOLD)
         except NoSuchMessage:
             missing = True
             continue
-        if big:
+        if data is None:  # too large to hold: streamed by the general path
             if parts or text:
                 yield [*parts, text]
                 parts, text, held = [], b"", 0

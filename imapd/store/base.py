@@ -308,6 +308,12 @@ class Mailbox(abc.ABC):
     def read(self, uid: int) -> bytes:
         """The whole message in wire form.  NoSuchMessage if it vanished."""
 
+    def read_up_to(self, uid: int, limit: int) -> bytes | None:
+        """`read(uid)`, or None if the message is larger than about `limit`
+        bytes (the caller streams it instead).  Backends may judge by the
+        stored size, read in the same go."""
+        return None if self.size(uid) > limit else self.read(uid)
+
     def read_header(self, uid: int) -> bytes:
         """The message's header in wire form, up to and including the blank
         line that ends it (the whole message if there is none).  The default

@@ -657,14 +657,24 @@ class MaildirMailbox(Mailbox):
                 ul.set_ext(ri, "W", str(w))
 
     def read(self, uid: int) -> bytes:
+        data = self.read_up_to(uid, -1)
+        assert data is not None
+        return data
+
+    def read_up_to(self, uid: int, limit: int) -> bytes | None:
+        """One open: None if the file holds more than `limit` bytes (-1: no limit)."""
         p = self._must_pos(uid)
         fd = self._open_file(p)
         try:
-            data = read_wire(fd, self._check_file(p, fd))
+            size = self._check_file(p, fd)
+            if 0 <= limit < size:
+                return None
+            data = read_wire(fd, size)
         finally:
             os.close(fd)
-        if self._wsize[p] != len(data):
-            self._wsize[p] = len(data)
+        wsize = self._wsize
+        if wsize[p] != len(data):
+            wsize[p] = len(data)
             self._index_dirty = True
         return data
 

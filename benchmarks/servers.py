@@ -83,11 +83,12 @@ def _private_kb(pid: int) -> int:
     return total
 
 
-def _rss_kb(pid: int) -> int:
+def _status_kb(pid: int, field: bytes) -> int:
+    """A kB figure (VmRSS, VmHWM) from /proc/<pid>/status; 0 if unreadable."""
     try:
         with open(f"/proc/{pid}/status", "rb") as f:
             for line in f:
-                if line.startswith(b"VmRSS:"):
+                if line.startswith(field + b":"):
                     return int(line.split()[1])
     except (OSError, ValueError):
         pass
@@ -112,7 +113,7 @@ class HelperWatch:
         while not self._stop.wait(0.02):
             kids = _children(self.pid)
             if kids:
-                total = sum(map(_private_kb, kids)) + _rss_kb(self.pid)
+                total = sum(map(_private_kb, kids)) + _status_kb(self.pid, b"VmRSS")
                 self.peak_kb = max(self.peak_kb, total)
 
     def stop(self) -> int:
@@ -145,14 +146,7 @@ class Child:
     def peak_rss_kb(self) -> int:
         """VmHWM: the process's peak resident memory so far.  (ru_maxrss from wait4 is no use
         here: a child forked from the benchmark inherits the benchmark's own high-water mark.)"""
-        try:
-            with open(f"/proc/{self.pid}/status", "rb") as f:
-                for line in f:
-                    if line.startswith(b"VmHWM:"):
-                        return int(line.split()[1])
-        except OSError:
-            pass
-        return 0
+        return _status_kb(self.pid, b"VmHWM")
 
     def logout(self, timeout: float = 600.0) -> Exit:
         """Read the peak memory, LOGOUT, then reap: the Exit covers spawn to exit."""

@@ -204,9 +204,14 @@ def fetch(session: Any, cmd: Fetch) -> Iterator[bytes | list[bytes]]:
             continue
         if (yield from one.fetch(seq, uid)):
             missing = True
+    return _done(missing, cmd.uid)
+
+
+def _done(missing: bool, uid_cmd: bool) -> Result:
+    """The tagged result of a FETCH that skipped `missing` messages or none."""
     if missing:
         return Result("NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED")
-    return ok("FETCH completed" if not cmd.uid else "UID FETCH completed")
+    return ok("FETCH completed" if not uid_cmd else "UID FETCH completed")
 
 
 class _OneMessage:
@@ -353,8 +358,8 @@ def _fetch_whole(view: Any, messages: list[tuple[int, int]], labelled: list[tupl
     mailbox = view.mailbox
     read_up_to = mailbox.read_up_to
     pending = view.pending_expunged
-    head = (b"* %d FETCH (UID %d " if len(labelled) == 2 else b"* %d FETCH (") + labelled[-1][1] + b" {%d}\r\n"
     with_uid = len(labelled) == 2
+    head = (b"* %d FETCH (UID %d " if with_uid else b"* %d FETCH (") + labelled[-1][1] + b" {%d}\r\n"
     one = _OneMessage(view, labelled, False, False)
     parts: list[bytes] = []
     text = b""  # what goes before the next body
@@ -386,9 +391,7 @@ def _fetch_whole(view: Any, messages: list[tuple[int, int]], labelled: list[tupl
     if parts or text:
         parts.append(text)
         yield parts
-    if missing:
-        return Result("NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED")
-    return ok("FETCH completed" if not uid_cmd else "UID FETCH completed")
+    return _done(missing, uid_cmd)
 
 
 _SECTION_ITEMS = frozenset(("BODY[]", "BINARY[]", "BINARY.SIZE[]"))
@@ -448,7 +451,8 @@ class _BuildAll:
 
 
 # A FETCH that finds this many values missing, with at least HELP_MIN
-# messages still to go, has a helper process build every other batch.
+# messages still to go, shares the building with a helper process (when
+# fetch_helper is on; see store/maildir/prebuild.py).
 HELP_AFTER = 32
 HELP_MIN = 1024
 
@@ -466,7 +470,7 @@ def _header_column(item: FetchItem, key: str) -> _Column:
 
 
 def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], uid_cmd: bool,
-                may_help: bool = True) -> Iterator[bytes]:
+                may_help: bool) -> Iterator[bytes]:
     """FETCH of what the store keeps per message (flags, size, date, modseq)
     and of cached items (ENVELOPE, BODY, BODYSTRUCTURE, header fields): one
     pass over the store's arrays and cache files, one %-format per message,
@@ -563,9 +567,7 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], u
             helper.close()
     if out:
         yield bytes(out)
-    if missing:
-        return Result("NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED")
-    return ok("FETCH completed" if not uid_cmd else "UID FETCH completed")
+    return _done(missing, uid_cmd)
 
 
 def _modseq(mailbox: Any, uid: int) -> int:

@@ -125,11 +125,9 @@ class CRLFReader(io.RawIOBase):
         super().close()
 
 
-def read_wire(fd: int, size: int = -1) -> bytes:
+def read_wire(fd: int, size: int) -> bytes:
     """The whole file in wire form; `size` is its size from an fstat the
     caller already made."""
-    if size < 0:
-        size = os.fstat(fd).st_size
     first = os.pread(fd, size + 1, 0)  # all of it in one read, as a rule
     if len(first) != size:  # it grew, shrank or came short: read to the end
         parts = [first]

@@ -27,6 +27,9 @@ import os
 import select
 import signal
 from _bisect import bisect_left
+from stat import S_ISREG
+
+from .message import read_wire
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterator
@@ -49,10 +52,6 @@ def build_file(uid: int, dirfd: int, name: str, build: Callable[[bytes], Any], o
     """(uid, mtime, wire size, build(wire bytes)) for one message file, or
     (uid,) when it cannot be read or built (the caller's usual path then
     finds out why)."""
-    from stat import S_ISREG
-
-    from .message import read_wire
-
     try:
         fd = os.open(name, open_flags, dir_fd=dirfd)
         try:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import abc
 import posixpath
-from dataclasses import dataclass
+
+from imapd.record import Record
 
 __all__ = [
     "AuthUnavailable",
@@ -40,8 +41,7 @@ class MailLocationError(ValueError):
     """A mail_location template is invalid, or expands to an unsafe path."""
 
 
-@dataclass(frozen=True)
-class User:
+class User(Record):
     """An authenticated user: whose rights to take and where the mail is.
 
     `mail_location` is already expanded (absolute path of the Maildir).
@@ -49,15 +49,24 @@ class User:
     (initgroups for a system account, else only `gid`).
     `referral` is an RFC 2221 IMAP URL: the user's mail lives on another server,
     the session answers `NO [REFERRAL url]` and must not open any mail here.
+
+    Read-only once made.  (A `Record`, not a dataclass: `dataclasses` costs
+    every connection milliseconds of imports before its greeting.)
     """
+
+    __slots__ = ("name", "uid", "gid", "home", "mail_location", "groups", "referral")
+    _defaults = {"groups": None, "referral": None}
 
     name: str
     uid: int
     gid: int
     home: str
     mail_location: str
-    groups: tuple[int, ...] | None = None
-    referral: str | None = None
+    groups: tuple[int, ...] | None
+    referral: str | None
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"User is read-only: cannot set {name!r}")
 
 
 class LoginBackend(abc.ABC):

@@ -16,7 +16,6 @@ or login record, and Dovecot does not by default either.
 from __future__ import annotations
 
 import pwd
-from typing import Any
 
 from imapd.auth.base import (
     AuthUnavailable,
@@ -26,6 +25,10 @@ from imapd.auth.base import (
     MailLocationError,
     valid_username,
 )
+
+TYPE_CHECKING = False  # typing costs every connection milliseconds; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["PamBackend"]
 

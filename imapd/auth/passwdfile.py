@@ -38,12 +38,8 @@ which names exist.
 from __future__ import annotations
 
 import os
-import re
 import stat
 import sys
-from collections import Counter
-from dataclasses import dataclass
-from typing import Callable, TextIO
 
 from imapd.auth.base import (
     AuthUnavailable,
@@ -53,6 +49,11 @@ from imapd.auth.base import (
     expand_mail_location,
     valid_username,
 )
+from imapd.record import Record
+
+TYPE_CHECKING = False  # typing costs every connection milliseconds; only the checker needs it
+if TYPE_CHECKING:
+    from typing import Callable, TextIO
 
 __all__ = [
     "PasswdEntry",
@@ -62,7 +63,9 @@ __all__ = [
     "read_new_password",
 ]
 
-_BCRYPT_RE = re.compile(r"^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$")
+# "$2b$12$" and 53 characters of bcrypt's base64 (checked without `re`, which
+# would cost every connection its import before the greeting)
+_BCRYPT_CHARS = frozenset("./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 # A well-formed bcrypt hash of no one's password; its cost field is replaced by
 # the file's usual cost, so checking against it takes as long as a real check.
 _DUMMY_HASH_TAIL = "aUElBlVnz7am0qKVv/IDkeIL/RnVh0070EF3i65pw95Jr3zX9vydC"
@@ -71,9 +74,10 @@ _BCRYPT_MAX_BYTES = 72
 _KNOWN_EXTRA_KEYS = frozenset({"referral"})
 
 
-@dataclass(frozen=True)
-class PasswdEntry:
-    """One valid line of a passwd-file."""
+class PasswdEntry(Record):
+    """One valid line of a passwd-file (read-only once made)."""
+
+    __slots__ = ("name", "hash", "uid", "gid", "home", "mail_location", "referral", "lineno")
 
     name: str
     hash: str  # "" when the account is locked
@@ -83,6 +87,9 @@ class PasswdEntry:
     mail_location: str  # template; "" = the backend's default
     referral: str | None
     lineno: int
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"PasswdEntry is read-only: cannot set {name!r}")
 
     @property
     def locked(self) -> bool:
@@ -104,6 +111,18 @@ def _resolve_id(value: str, kind: str) -> int:
         raise ValueError(f"{kind} {value!r} is neither a number nor a known name") from None
 
 
+def _looks_like_bcrypt(pwhash: str) -> bool:
+    """`$2a$`, `$2b$` or `$2y$`, a two-digit cost, `$`, then 53 base64 characters."""
+    return (
+        len(pwhash) == 60
+        and pwhash.startswith(("$2a$", "$2b$", "$2y$"))
+        and pwhash[4] in "0123456789"
+        and pwhash[5] in "0123456789"
+        and pwhash[6] == "$"
+        and _BCRYPT_CHARS.issuperset(pwhash[7:])
+    )
+
+
 def _parse_line(line: str) -> tuple[str, str, int, int, str, str, str | None]:
     """Parse one non-comment line; ValueError says what is wrong with it."""
     fields = line.split(":", 6)
@@ -115,7 +134,7 @@ def _parse_line(line: str) -> tuple[str, str, int, int, str, str, str | None]:
         pwhash = pwhash[len("{BLF-CRYPT}"):]
     if pwhash == "" or pwhash[0] in "!*":
         pwhash = ""
-    elif not _BCRYPT_RE.match(pwhash):
+    elif not _looks_like_bcrypt(pwhash):
         raise ValueError("the password hash is not bcrypt ($2b$...)")
 
     referral: str | None = None
@@ -213,8 +232,11 @@ class PasswdFileBackend(LoginBackend):
             self.problems.append(problem)
             if self.on_problem is not None:
                 self.on_problem(problem)
-        costs = Counter(e.hash[4:6] for e in entries.values() if e.hash)
-        cost = costs.most_common(1)[0][0] if costs else f"{_DEFAULT_COST:02d}"
+        costs: dict[str, int] = {}
+        for e in entries.values():
+            if e.hash:
+                costs[e.hash[4:6]] = costs.get(e.hash[4:6], 0) + 1
+        cost = max(costs, key=costs.__getitem__) if costs else f"{_DEFAULT_COST:02d}"
         self._dummy_hash = f"$2b${cost}${_DUMMY_HASH_TAIL}"
         self._entries = entries
         return entries

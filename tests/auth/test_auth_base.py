@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import pytest
@@ -78,9 +77,12 @@ def test_invalid_usernames(name):
 def test_user_is_immutable_and_defaults():
     user = User("a", 1, 2, "/h", "/h/Maildir")
     assert user.groups is None and user.referral is None
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         user.uid = 0  # type: ignore[misc]
-    assert dataclasses.replace(user, referral="imap://x/").referral == "imap://x/"
+    assert user.uid == 1
+    assert user == User("a", 1, 2, "/h", "/h/Maildir", None, None)
+    assert user != User("a", 1, 2, "/h", "/h/Maildir", referral="imap://x/")
+    assert User(name="a", uid=1, gid=2, home="/h", mail_location="/m", groups=(3, 4)).groups == (3, 4)
 
 
 def test_login_backend_is_abstract():

@@ -189,6 +189,32 @@ def test_parse_passwd_file_directly():
     entries, problems = parse_passwd_file(f"a:{h('x')}:5:6:/h:/m/%u:\n# c\nbroken\n", "f")
     assert list(entries) == ["a"] and entries["a"].uid == 5 and entries["a"].mail_location == "/m/%u"
     assert problems == ["f:3: uid and gid are required; line ignored"]
+    with pytest.raises(AttributeError):
+        entries["a"].uid = 0  # type: ignore[misc]
+
+
+GOOD_HASH = "$2b$04$" + "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ."
+
+
+@pytest.mark.parametrize("pwhash, ok", [
+    (GOOD_HASH, True),
+    ("$2a$" + GOOD_HASH[4:], True),
+    ("$2y$" + GOOD_HASH[4:], True),
+    ("{BLF-CRYPT}" + GOOD_HASH, True),
+    ("$2x$" + GOOD_HASH[4:], False),
+    ("$1$" + GOOD_HASH[3:], False),
+    ("$2b$4a$" + GOOD_HASH[7:], False),
+    ("$2b$\u00b24$" + GOOD_HASH[7:], False),  # a digit only to Unicode
+    ("$2b$04" + GOOD_HASH[6:].replace("$", "x"), False),
+    (GOOD_HASH[:-1], False),
+    (GOOD_HASH + "0", False),
+    (GOOD_HASH[:-1] + "+", False),
+    (GOOD_HASH[:-1] + "\u00e9", False),
+])
+def test_only_bcrypt_hashes_are_accepted(pwhash, ok):
+    entries, problems = parse_passwd_file(f"a:{pwhash}:5:6:/h::\n", "f")
+    assert (list(entries) == ["a"]) == ok
+    assert bool(problems) == (not ok)
 
 
 def test_hash_password():

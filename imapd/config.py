@@ -32,6 +32,8 @@ def _one_of(*choices: str) -> Callable[[Any], str | None]:
 
 
 def _cidr_list(v: Any) -> str | None:
+    if not v:
+        return None  # (the usual empty list needs no ipaddress import at every connection)
     import ipaddress
 
     for item in v:
@@ -210,12 +212,20 @@ def load(path: str | None) -> Config:
             raw = f.read()
     except OSError as e:
         raise ConfigError(path, [f"cannot read: {e.strerror}"]) from None
-    import tomllib
-
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
         raise ConfigError(path, [f"not valid TOML: {e}"]) from None
+    from .simpletoml import parse
+
+    data = parse(text)  # the plain files everyone writes, without importing tomllib
+    if data is None:
+        import tomllib
+
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(path, [f"not valid TOML: {e}"]) from None
     cfg = build(data, path)
     problems = _check_files(cfg)
     if problems:

@@ -416,6 +416,42 @@ def test_inotify_sync_skips_unchanged_cur(maildir, monkeypatch):
     s.close()
 
 
+def test_watch_armed_after_own_changes_does_not_vouch_for_them(maildir):
+    """Our own change adopts the directory's new mtime.  A change someone else
+    makes within the same timestamp tick leaves that mtime as it is, so only
+    the verifying scan VERIFY_AFTER later can show it.  A watch armed (IDLE)
+    in between starts too late to see that change: it must not vouch for the
+    directory until a scan has looked."""
+    from imapd.store.maildir.folder import VERIFY_AFTER
+
+    s = open_store(maildir)
+    for i in range(3):
+        append(s, "INBOX", msg(i))
+    old = time.time() - 10
+    for sub in ("cur", "new"):
+        os.utime(os.path.join(maildir, sub), (old, old))
+    mb = s.open("INBOX")
+    mb.sync()
+    assert mb.store_flags([1], "add", ["\\Seen"]) == {1: {"\\Seen"}}
+    cur = os.path.join(maildir, "cur")
+    after_ours = os.stat(cur).st_mtime_ns
+    # someone else (mutt) flags message 2, and the directory keeps the mtime
+    # our own rename gave it (the same tick of a coarse clock)
+    name = [n for n in cur_files(maildir) if n.endswith(":2,")][0]
+    os.rename(os.path.join(cur, name), os.path.join(cur, name + "F"))
+    os.utime(cur, ns=(after_ours, after_ours))
+    fds = mb.watch_fds()
+    assert fds
+    assert mb.sync().flags_changed == []  # within VERIFY_AFTER the mtime rules trust it
+    time.sleep(VERIFY_AFTER + 0.1)
+    mb.drain_watch()
+    ch = mb.sync()
+    flagged = [u for u in mb.uids() if "\\Flagged" in mb.flags(u)]
+    assert len(flagged) == 1 and ch.flags_changed == flagged
+    mb.close()
+    s.close()
+
+
 def _uidlist_records(maildir):
     """(uid, base) of every record in dovecot-uidlist."""
     lines = open(os.path.join(maildir, "dovecot-uidlist")).read().splitlines()[1:]

@@ -1838,9 +1838,12 @@ class MaildirMailbox(Mailbox):
                 return []
             # armed now: a directory whose mtime is still the one the view
             # was synced to has not changed since, and any change from here
-            # on is an event -- trusted without listing 100,000 entries again
+            # on is an event -- trusted without listing 100,000 entries again.
+            # Not after own changes no scan has verified yet: their mtime may
+            # hide someone else's change in the same tick, from before the
+            # watch (the verifying scan lists it, and the watch vouches after)
             f = self._f
-            if self._epoch == f.epoch:
+            if self._epoch == f.epoch and not f.from_own_op:
                 st = f.dir_state()
                 self._wtrust = [f.expected[k] is not None and f.expected[k] == st[k] for k in (0, 1)]
         return [self._watch.fd]

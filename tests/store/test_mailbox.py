@@ -636,6 +636,38 @@ def test_records_of_files_deleted_by_others_are_dropped(maildir, monkeypatch):
     s.close()
 
 
+def test_a_record_above_the_view_keeps_its_uid_when_the_listing_missed_its_file(maildir, monkeypatch):
+    """readdir() may skip a file that someone renames while it runs (mutt
+    setting a flag).  A record above every UID the view shows, whose file the
+    listing did not see, stays in the list: the next listing finds the file
+    under the UID it already has, not as a new message."""
+    from imapd.store.maildir import mailbox as mbmod
+
+    s = open_store(maildir, use_inotify=False)
+    for i in range(3):
+        append(s, "INBOX", msg(i))
+    mb = s.open("INBOX")
+    mb.sync()
+    other = open_store(maildir, use_inotify=False)  # another imapd appends message 4
+    append(other, "INBOX", msg(4))
+    other.close()
+    hidden = dict(_uidlist_records(maildir))[4]
+    scan = mbmod._scan_dir
+
+    def skipping(fd):
+        found, dups = scan(fd)
+        return {b: i for b, i in found.items() if b != hidden}, dups
+
+    monkeypatch.setattr(mbmod, "_scan_dir", skipping)
+    assert mb.sync().added == []  # the listing skipped it
+    monkeypatch.setattr(mbmod, "_scan_dir", scan)
+    assert sorted(dict(_uidlist_records(maildir))) == [1, 2, 3, 4]
+    assert mb.sync().added == [4]
+    assert list(mb.uids()) == [1, 2, 3, 4]
+    mb.close()
+    s.close()
+
+
 def test_cache_loads_only_the_keys_asked_for(store, maildir, monkeypatch):
     import marshal
 

@@ -1460,7 +1460,15 @@ class MaildirMailbox(Mailbox):
             st2 = ul.stat()
             if len(gone) != self._ul_spare or st2 is None or (st2.st_dev, st2.st_ino, st2.st_size) != (st.st_dev, st.st_ino, st.st_size):
                 return  # not what the listing counted: leave it to the next one
-            ul.rewrite(drop=gone)
+            # Only below the highest UID shown: those were looked for again
+            # (the listing's rescan) or long ago.  A record above it may name
+            # a file readdir() skipped while someone renamed it: dropped, the
+            # file would be numbered again, under a new UID.
+            top = self._uids[-1] if len(self._uids) else 0
+            drop = {u for u in gone if u < top}
+            if not drop:
+                return
+            ul.rewrite(drop=drop)
             st = ul.stat()
         except OSError:
             return  # (a full disk...): the records do no harm but time
@@ -1468,7 +1476,7 @@ class MaildirMailbox(Mailbox):
             f.lock.release()
         if st is not None:
             self._synced_ul = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-            self._ul_spare = 0
+            self._ul_spare = len(gone) - len(drop)
             if self._ul_changes == changes_before:
                 self._ul_changes = ul.changes  # reading back what we saw is no news
 

@@ -322,8 +322,8 @@ def serve(args: Args) -> int:
 
 # What a logged-in session may import later.  After the privilege drop the
 # process may no longer read the directory imapd is installed in (a root-only
-# virtualenv, /root/...), so everything is imported while still root; packages
-# are walked so that submodules they import lazily are loaded too.
+# virtualenv, /root/...): then everything is imported while still root,
+# packages walked so that submodules they import lazily are loaded too.
 _SESSION_MODULES = (
     "imapd.selected",
     "imapd.store",
@@ -333,31 +333,68 @@ _SESSION_MODULES = (
     "imapd.protocol",
     "imapd.commands",
 )
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _installed_for_everyone(package_dir: str = _PACKAGE_DIR) -> bool:
+    """Whether any user can import imapd's modules: every directory above the
+    package searchable by others, and the package's directories and module
+    files readable by them.  (The usual installation: a session then imports
+    what it needs as it goes; preloading every module would cost each login
+    tens of milliseconds.)"""
+    from stat import S_IROTH, S_IXOTH
+
+    try:
+        path = os.path.dirname(package_dir)
+        while True:
+            if not os.stat(path).st_mode & S_IXOTH:
+                return False
+            parent = os.path.dirname(path)
+            if parent == path:
+                break
+            path = parent
+        for dirpath, _dirs, files in os.walk(package_dir, onerror=_raise):
+            if os.stat(dirpath).st_mode & (S_IROTH | S_IXOTH) != S_IROTH | S_IXOTH:
+                return False
+            for name in files:
+                if name.endswith((".py", ".pyc")) and not os.stat(os.path.join(dirpath, name)).st_mode & S_IROTH:
+                    return False
+    except OSError:
+        return False
+    return True
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
+def _session_module_names(package_dir: str = _PACKAGE_DIR) -> list[str]:
+    """`_SESSION_MODULES` and, for packages, every module and package below."""
+    names: list[str] = []
+    for name in _SESSION_MODULES:
+        base = os.path.join(os.path.dirname(package_dir), *name.split("."))
+        names.append(name)
+        if not os.path.isdir(base):
+            continue
+        for dirpath, dirs, files in os.walk(base):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__" and os.path.isfile(os.path.join(dirpath, d, "__init__.py")))
+            package = name + dirpath[len(base):].replace(os.sep, ".")
+            if dirpath != base:
+                names.append(package)
+            names += [f"{package}.{f[:-3]}" for f in sorted(files) if f.endswith(".py") and f != "__init__.py"]
+    return list(dict.fromkeys(names))  # (a package walked also lists modules named on their own)
 
 
 def _preload_for_session() -> None:
-    import importlib
-    import pkgutil
-
+    if _installed_for_everyone():
+        return
     from . import log
 
-    def failed(name: str) -> None:
-        log.warning(f"cannot preload {name}")
-
-    for name in _SESSION_MODULES:
+    for name in _session_module_names():
         try:
-            module = importlib.import_module(name)
+            __import__(name)
         except Exception as e:  # noqa: BLE001 - a missing part fails later, with a NO, not here
             log.warning(f"cannot preload {name}: {e}")
-            continue
-        path = getattr(module, "__path__", None)
-        if path is None:
-            continue
-        for info in pkgutil.walk_packages(path, name + ".", onerror=failed):
-            try:
-                importlib.import_module(info.name)
-            except Exception as e:  # noqa: BLE001
-                log.warning(f"cannot preload {info.name}: {e}")
 
 
 def _leave_root_cwd(home: str) -> None:

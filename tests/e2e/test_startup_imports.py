@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -18,7 +19,7 @@ HEAVY = {"tomllib", "typing", "dataclasses", "re", "collections", "inspect", "en
          "ssl", "OpenSSL", "pam", "ctypes", "email", "socket", "datetime"}
 
 
-def _imports(args: list[str], commands: bytes, as_user: bool) -> tuple[set[str], bytes]:
+def _imports(args: list[str], commands: bytes, as_user: bool, pythonpath: str = REPO) -> tuple[set[str], bytes]:
     """The modules the server imported, and what it answered."""
     user = mail_user()
 
@@ -28,7 +29,7 @@ def _imports(args: list[str], commands: bytes, as_user: bool) -> tuple[set[str],
             os.setgid(user.gid)
             os.setuid(user.uid)
 
-    env = {"PATH": os.path.dirname(sys.executable) + ":/usr/bin:/bin", "PYTHONPATH": REPO,
+    env = {"PATH": os.path.dirname(sys.executable) + ":/usr/bin:/bin", "PYTHONPATH": pythonpath,
            "PYTHONPROFILEIMPORTTIME": "1", "HOME": "/tmp"}
     out = subprocess.run([os.path.join(REPO, "bin", "imapd")] + args, input=commands, capture_output=True,
                          env=env, preexec_fn=demote, cwd="/", timeout=30)
@@ -76,3 +77,90 @@ def test_login_greeting_imports_nothing_heavy(backend, tmp_path):
     assert out.startswith(b"* OK [CAPABILITY ") and b"a OK" in out and b"b OK" in out
     assert not names & HEAVY, sorted(names & HEAVY)
     assert "imapd.auth.base" in names  # the backend itself is set up before the greeting
+
+
+# ----------------------------------------------------------- after LOGIN
+def _tree(root: str, mode: int = 0o755) -> str:
+    """A copy of the imapd package under `root`, compiled, with `mode` on its directories."""
+    import shutil
+
+    os.chmod(root, mode)
+    lib = os.path.join(root, "imapd")
+    shutil.copytree(os.path.join(REPO, "imapd"), lib, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "compileall", "-q", lib], check=True)
+    return lib
+
+
+def test_installed_for_everyone_reads_the_mode_bits(tmp_path):
+    from imapd.cli import _installed_for_everyone
+
+    root = tempfile.mkdtemp(prefix="imapd-test-lib-", dir="/tmp")
+    try:
+        lib = _tree(root)
+        assert _installed_for_everyone(lib)
+        os.chmod(root, 0o750)  # an ancestor others may not enter: a root-only venv
+        assert not _installed_for_everyone(lib)
+        os.chmod(root, 0o755)
+        sub = os.path.join(lib, "mime")
+        os.chmod(sub, 0o711)  # a package others may not list
+        assert not _installed_for_everyone(lib)
+        os.chmod(sub, 0o755)
+        pyc = next(os.path.join(d, f) for d, _, fs in os.walk(sub) for f in fs if f.endswith(".pyc"))
+        os.chmod(pyc, 0o600)  # a compiled module others may not read
+        assert not _installed_for_everyone(lib)
+        os.chmod(pyc, 0o644)
+        assert _installed_for_everyone(lib)
+        assert not _installed_for_everyone(os.path.join(root, "missing"))
+    finally:
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_session_module_names_are_every_module_of_the_session_packages():
+    import importlib
+    import pkgutil
+
+    from imapd.cli import _SESSION_MODULES, _session_module_names
+
+    walked = []
+    for name in _SESSION_MODULES:
+        walked.append(name)
+        path = getattr(importlib.import_module(name), "__path__", None)
+        if path is not None:
+            walked += [info.name for info in pkgutil.walk_packages(path, name + ".")]
+    names = _session_module_names()
+    assert set(names) == set(walked) and len(names) == len(set(names))
+    assert "imapd.store.maildir.mailbox" in names and "imapd.mime" in names
+
+
+@pytest.mark.parametrize("mode, preloaded", [(0o755, False), (0o700, True)])
+def test_login_preloads_modules_only_for_an_install_the_user_cannot_read(mode, preloaded):
+    """Logged in as a passwd-file user: from an install anyone can read, the
+    session imports what its commands need; from a root-only one, every
+    session module is loaded before the switch (else a later import fails)."""
+    from imapd.auth.passwdfile import hash_password
+
+    require_root("a login-mode server")
+    user = mail_user()
+    maildir = make_maildir(user)
+    root = tempfile.mkdtemp(prefix="imapd-test-lib-", dir="/tmp")
+    try:
+        _tree(root, mode)
+        passwd = os.path.join(root, "passwd")
+        with open(passwd, "w") as f:
+            f.write(f"alice:{hash_password('s3cret', rounds=4)}:{user.uid}:{user.gid}:/tmp:{maildir}:\n")
+        os.chmod(passwd, 0o600)
+        cfg = os.path.join(root, "imapd.toml")
+        with open(cfg, "w") as f:
+            f.write(f'[auth]\nbackend = "passwd-file"\npasswd_file = "{passwd}"\nallow_plaintext = true\n')
+        names, out = _imports(["--config", cfg], b"a LOGIN alice s3cret\r\nb SELECT INBOX\r\n"
+                              b"c FETCH 1:* BODYSTRUCTURE\r\nd LOGOUT\r\n", as_user=False, pythonpath=root)
+    finally:
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+        remove_maildir(maildir)
+    assert b"a OK" in out and b"b OK" in out and b"c OK" in out and b"d OK" in out, out
+    assert ("imapd.mime.searchtext" in names) == preloaded  # (no command here needs it)
+    assert "pkgutil" not in names

@@ -17,7 +17,7 @@ import stat
 
 from .record import Record
 
-TYPE_CHECKING = False  # socket, ipaddress and typing are imported only when needed
+TYPE_CHECKING = False  # _socket, ipaddress and typing are imported only when needed
 if TYPE_CHECKING:
     import ipaddress
     from typing import Iterable, Literal, Mapping
@@ -67,9 +67,27 @@ def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 def is_loopback(address: str) -> bool:
-    """127.0.0.0/8, ::1 and ::ffff:127.x.y.z; host names are never trusted."""
-    ip = _ip(address)
-    return ip is not None and ip.is_loopback
+    """127.0.0.0/8, ::1 and ::ffff:127.x.y.z; host names are never trusted.
+
+    With `_socket.inet_pton`, not `ipaddress`: a TCP connection asks this
+    before its greeting, and `ipaddress` would cost it milliseconds of import."""
+    import _socket
+
+    host = address.split("%", 1)[0]  # an IPv6 scope id
+    v6 = ":" in host
+    try:
+        packed = _socket.inet_pton(_socket.AF_INET6 if v6 else _socket.AF_INET, host)
+    except (OSError, ValueError):
+        return False
+    if not v6:  # dotted quad, and only in its plain form (as ipaddress accepts it)
+        return packed[0] == 127 and _socket.inet_ntop(_socket.AF_INET, packed) == host
+    if packed[:12] == _V4_MAPPED:
+        return packed[12] == 127
+    return packed == _V6_LOOPBACK
+
+
+_V4_MAPPED = bytes(10) + b"\xff\xff"
+_V6_LOOPBACK = bytes(15) + b"\x01"
 
 
 def address_in_networks(address: str, networks: Iterable[str]) -> bool:
@@ -101,20 +119,22 @@ def _socket_peer(fd: int) -> tuple[int, object] | None:
             return None
     except OSError:
         return None
-    import socket
+    import _socket  # (not `socket`: its enums and selectors cost every connection milliseconds)
 
     dup = os.dup(fd)
     try:
-        sock = socket.socket(fileno=dup)
+        sock = _socket.socket(fileno=dup)
     except OSError:
         os.close(dup)
         return None
-    with sock:
+    try:
         family = sock.family
         try:
             return family, sock.getpeername()
         except OSError:  # not connected (listening, datagram)
             return family, None
+    finally:
+        sock.close()
 
 
 def _env_address(environ: Mapping[str, str]) -> tuple[str, int | None] | None:
@@ -136,10 +156,10 @@ def describe_peer(fd: int = 0, environ: Mapping[str, str] = os.environ) -> Peer:
     """
     found = _socket_peer(fd)
     if found is not None:
-        import socket
+        import _socket
 
         family, peer = found
-        if family in (socket.AF_INET, socket.AF_INET6) and isinstance(peer, tuple):
+        if family in (_socket.AF_INET, _socket.AF_INET6) and isinstance(peer, tuple):
             address, port = str(peer[0]), int(peer[1])
             return Peer("socket", address, port, is_loopback(address))
 
@@ -155,7 +175,7 @@ def describe_peer(fd: int = 0, environ: Mapping[str, str] = os.environ) -> Peer:
 
     if found is not None:
         family, peer = found
-        if family == socket.AF_UNIX:  # noqa: F821 - imported above when found
+        if family == _socket.AF_UNIX:  # noqa: F821 - imported above when found
             if isinstance(peer, bytes):  # an abstract-namespace name
                 peer = peer.decode("utf-8", "replace")
             return Peer("socket", peer or None, None, True)

@@ -6,6 +6,8 @@ import os
 import socket
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imapd.peer import Peer, address_in_networks, describe_peer, is_loopback
 
@@ -147,6 +149,40 @@ def test_closed_descriptor_is_a_pipe():
 )
 def test_is_loopback(address, loopback):
     assert is_loopback(address) is loopback
+
+
+def _loopback_by_ipaddress(address: str) -> bool:
+    """The reference: what `ipaddress` says (as imapd did before it avoided the import)."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+@pytest.mark.parametrize("address", [
+    "127.0.0.1", "127.1", "127.0.0.01", "0127.0.0.1", "127.0.0.1 ", " 127.0.0.1", "127.0.0.1.", "127.0.0.256",
+    "128.0.0.1", "126.255.255.255", "0.0.0.0", "::1", "::01", "0:0:0:0:0:0:0:1", "::0:1", "::", "::2",
+    "::ffff:127.0.0.1", "::FFFF:127.9.9.9", "::ffff:7f00:1", "::ffff:127.0.0.01", "::127.0.0.1",
+    "0:0:0:0:0:ffff:127.0.0.1", "::1%lo", "fe80::1%eth0", "::1/128", "127.0.0.1/8", "[::1]", "::1:",
+    "localhost", "1", "", "%", "\u0661\u0662\u0667.0.0.1", "127.0.0.1\x00",
+])
+def test_is_loopback_agrees_with_ipaddress(address):
+    assert is_loopback(address) is _loopback_by_ipaddress(address)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(
+    st.ip_addresses().map(str),
+    st.text(alphabet="0123456789abcdef:.%f", max_size=45),
+    st.builds(lambda a, b, c, d: f"{a}.{b}.{c}.{d}", *[st.sampled_from(["0", "1", "127", "255", "01", "256", "00"])] * 4),
+))
+def test_is_loopback_agrees_with_ipaddress_on_generated_addresses(address):
+    assert is_loopback(address) is _loopback_by_ipaddress(address)
 
 
 def test_secure_networks():

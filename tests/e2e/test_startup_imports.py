@@ -164,3 +164,36 @@ def test_login_preloads_modules_only_for_an_install_the_user_cannot_read(mode, p
     assert b"a OK" in out and b"b OK" in out and b"c OK" in out and b"d OK" in out, out
     assert ("imapd.mime.searchtext" in names) == preloaded  # (no command here needs it)
     assert "pkgutil" not in names
+
+
+def test_a_tcp_connection_imports_neither_socket_nor_ipaddress(sample_config):
+    """Under inetd the client is a TCP socket on stdin: its address is read
+    with `_socket` and judged (loopback or not) without `ipaddress`."""
+    import socket
+
+    require_root("a login-mode server")
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    conn, _ = listener.accept()
+    listener.close()
+    env = {"PATH": os.path.dirname(sys.executable) + ":/usr/bin:/bin", "PYTHONPATH": REPO,
+           "PYTHONPROFILEIMPORTTIME": "1", "HOME": "/tmp"}
+    with conn, client:
+        proc = subprocess.Popen([os.path.join(REPO, "bin", "imapd"), "--config", sample_config], stdin=conn,
+                                stdout=conn, stderr=subprocess.PIPE, env=env, cwd="/")
+        conn.close()
+        client.sendall(b"a CAPABILITY\r\nb LOGOUT\r\n")
+        client.settimeout(30)
+        out = b""
+        while b"b OK" not in out:
+            data = client.recv(65536)
+            if not data:
+                break
+            out += data
+        _, err = proc.communicate(timeout=30)
+    names = {line.rsplit("|", 1)[1].strip() for line in err.decode().splitlines()
+             if line.startswith("import time:") and "|" in line}
+    # loopback counts as a secure channel: plaintext LOGIN is offered
+    assert out.startswith(b"* OK [CAPABILITY ") and b"LOGINDISABLED" not in out and b"b OK" in out, out
+    assert "imapd.peer" in names and "_socket" in names
+    assert not names & HEAVY, sorted(names & HEAVY)

@@ -224,7 +224,7 @@ def load(path: str | None) -> Config:
 
         try:
             data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
+        except (tomllib.TOMLDecodeError, ValueError) as e:  # (ValueError: an integer of 5,000 digits)
             raise ConfigError(path, [f"not valid TOML: {e}"]) from None
     cfg = build(data, path)
     problems = _check_files(cfg)

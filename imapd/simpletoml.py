@@ -53,7 +53,10 @@ def _number(s: str) -> int | float | None:
     if not whole or not _DIGITS.issuperset(whole) or (len(whole) > 1 and whole[0] == "0"):
         return None
     if not dot:
-        return int(s)
+        try:
+            return int(s)
+        except ValueError:  # more digits than int() converts: tomllib says what it makes of it
+            return None
     if not frac or not _DIGITS.issuperset(frac):
         return None
     return float(s)

@@ -145,9 +145,13 @@ def test_config_load_reads_a_file_tomllib_needs(tmp_path):
     assert cfg.auth.referrals == {"bob": "imap://other.example/"}
 
 
-def test_config_load_reports_bad_toml(tmp_path):
+@pytest.mark.parametrize("text", [
+    "[limits]\nline_length = 1\nline_length = 2\n",
+    "[limits]\nline_length = " + "9" * 5000 + "\n",  # more digits than int() converts
+])
+def test_config_load_reports_bad_toml(tmp_path, text):
     path = tmp_path / "imapd.toml"
-    path.write_text("[limits]\nline_length = 1\nline_length = 2\n")
+    path.write_text(text)
     with pytest.raises(config.ConfigError) as err:
         config.load(str(path))
     assert "not valid TOML" in str(err.value)

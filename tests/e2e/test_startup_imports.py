@@ -88,6 +88,10 @@ def _tree(root: str, mode: int = 0o755) -> str:
     lib = os.path.join(root, "imapd")
     shutil.copytree(os.path.join(REPO, "imapd"), lib, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "compileall", "-q", lib], check=True)
+    for dirpath, _dirs, files in os.walk(lib):  # as an install with the usual umask leaves them
+        os.chmod(dirpath, 0o755)
+        for name in files:
+            os.chmod(os.path.join(dirpath, name), 0o644)
     return lib
 
 

@@ -668,6 +668,33 @@ def test_a_record_above_the_view_keeps_its_uid_when_the_listing_missed_its_file(
     s.close()
 
 
+def test_the_record_of_the_newest_message_deleted_by_others_is_dropped(maildir, monkeypatch):
+    """mutt deletes the newest message, one the view has shown: its record
+    goes from the list although no UID above it is shown now (the view
+    looked for the file again before calling it expunged), so the next
+    delivery is again numbered from new/ alone."""
+    from imapd.store.maildir import mailbox as mbmod
+
+    s, mb, fds = _idle_box(maildir)
+    newest = dict(_uidlist_records(maildir))[4]
+    gone = [n for n in cur_files(maildir) if n.split(":")[0] == newest][0]
+    os.unlink(os.path.join(maildir, "cur", gone))
+    assert _wait_events(fds)
+    mb.drain_watch()
+    assert mb.sync().expunged == [4]
+    assert sorted(dict(_uidlist_records(maildir))) == [1, 2, 3]
+    listed = []
+    scan = mbmod._scan_dir
+    monkeypatch.setattr(mbmod, "_scan_dir", lambda fd: listed.append(fd == mb._f.cur_fd) or scan(fd))
+    deliver(maildir, msg(700))
+    assert _wait_events(fds)
+    mb.drain_watch()
+    assert mb.sync().added == [5]
+    assert listed == [False]
+    mb.close()
+    s.close()
+
+
 def test_cache_loads_only_the_keys_asked_for(store, maildir, monkeypatch):
     import marshal
 

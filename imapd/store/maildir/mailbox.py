@@ -1460,12 +1460,12 @@ class MaildirMailbox(Mailbox):
             st2 = ul.stat()
             if len(gone) != self._ul_spare or st2 is None or (st2.st_dev, st2.st_ino, st2.st_size) != (st.st_dev, st.st_ino, st.st_size):
                 return  # not what the listing counted: leave it to the next one
-            # Only below the highest UID shown: those were looked for again
-            # (the listing's rescan) or long ago.  A record above it may name
-            # a file readdir() skipped while someone renamed it: dropped, the
-            # file would be numbered again, under a new UID.
-            top = self._uids[-1] if len(self._uids) else 0
-            drop = {u for u in gone if u < top}
+            # Only up to the highest UID this view has shown: those were looked
+            # for again (the listing's rescan) when they went missing.  A
+            # record above it may name a file readdir() skipped while someone
+            # renamed it: dropped, the file would be numbered again, under a
+            # new UID.
+            drop = {u for u in gone if u <= self._max_seen}
             if not drop:
                 return
             ul.rewrite(drop=drop)

@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from tests.harness import REPO, config_file, mail_user, make_maildir, remove_maildir, require_root
+from harness import REPO, config_file, mail_user, make_maildir, remove_maildir, require_root
 
 # Each costs a connection milliseconds (with what it imports in turn).
 HEAVY = {"tomllib", "typing", "dataclasses", "re", "collections", "inspect", "enum", "ipaddress",
@@ -95,7 +95,7 @@ def _tree(root: str, mode: int = 0o755) -> str:
     return lib
 
 
-def test_installed_for_everyone_reads_the_mode_bits(tmp_path):
+def test_installed_for_everyone_reads_the_mode_bits():
     from imapd.cli import _installed_for_everyone
 
     root = tempfile.mkdtemp(prefix="imapd-test-lib-", dir="/tmp")

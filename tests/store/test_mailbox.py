@@ -597,13 +597,27 @@ def test_delivery_in_idle_reusing_a_recorded_name_gets_no_second_uid(maildir):
     s.close()
 
 
+def _deliver_in_idle(maildir, mb, fds, monkeypatch, n):
+    """Deliver a message while `mb` IDLEs and sync: (the UIDs added, for each
+    directory listed whether it was cur/)."""
+    from imapd.store.maildir import mailbox as mbmod
+
+    listed = []
+    scan = mbmod._scan_dir
+    monkeypatch.setattr(mbmod, "_scan_dir", lambda fd: listed.append(fd == mb._f.cur_fd) or scan(fd))
+    deliver(maildir, msg(n))
+    assert _wait_events(fds)
+    mb.drain_watch()
+    added = mb.sync().added
+    monkeypatch.setattr(mbmod, "_scan_dir", scan)
+    return added, listed
+
+
 def test_records_of_files_deleted_by_others_are_dropped(maildir, monkeypatch):
     """mutt deletes a message: the full listing that notices drops its
     record from the list (as Dovecot does), so the next delivery is again
     numbered from new/ alone -- unless the lock is busy, then it waits for
     a later listing and nobody is kept waiting."""
-    from imapd.store.maildir import mailbox as mbmod
-
     s, mb, fds = _idle_box(maildir)
     records = dict(_uidlist_records(maildir))
     for uid in (1, 2):
@@ -623,14 +637,7 @@ def test_records_of_files_deleted_by_others_are_dropped(maildir, monkeypatch):
     mb.drain_watch()
     assert len(mb.sync().flags_changed) == 1
     assert sorted(dict(_uidlist_records(maildir))) == [3, 4]
-    listed = []
-    scan = mbmod._scan_dir
-    monkeypatch.setattr(mbmod, "_scan_dir", lambda fd: listed.append(fd == mb._f.cur_fd) or scan(fd))
-    deliver(maildir, msg(600))
-    assert _wait_events(fds)
-    mb.drain_watch()
-    assert mb.sync().added == [5]
-    assert listed == [False]
+    assert _deliver_in_idle(maildir, mb, fds, monkeypatch, 600) == ([5], [False])  # new/ alone was listed
     assert list(mb.uids()) == [3, 4, 5]
     mb.close()
     s.close()
@@ -673,8 +680,6 @@ def test_the_record_of_the_newest_message_deleted_by_others_is_dropped(maildir, 
     goes from the list although no UID above it is shown now (the view
     looked for the file again before calling it expunged), so the next
     delivery is again numbered from new/ alone."""
-    from imapd.store.maildir import mailbox as mbmod
-
     s, mb, fds = _idle_box(maildir)
     newest = dict(_uidlist_records(maildir))[4]
     gone = [n for n in cur_files(maildir) if n.split(":")[0] == newest][0]
@@ -683,14 +688,7 @@ def test_the_record_of_the_newest_message_deleted_by_others_is_dropped(maildir, 
     mb.drain_watch()
     assert mb.sync().expunged == [4]
     assert sorted(dict(_uidlist_records(maildir))) == [1, 2, 3]
-    listed = []
-    scan = mbmod._scan_dir
-    monkeypatch.setattr(mbmod, "_scan_dir", lambda fd: listed.append(fd == mb._f.cur_fd) or scan(fd))
-    deliver(maildir, msg(700))
-    assert _wait_events(fds)
-    mb.drain_watch()
-    assert mb.sync().added == [5]
-    assert listed == [False]
+    assert _deliver_in_idle(maildir, mb, fds, monkeypatch, 700) == ([5], [False])  # new/ alone was listed
     mb.close()
     s.close()
 

@@ -28,6 +28,7 @@ options:
                     not started as root; refused as root)
   --tls             implicit TLS from the first byte (port 993)
   --demo            serve a throwaway Maildir with sample messages, pre-authenticated
+                    (as the user nobody when started as root)
   --check-config    validate a configuration file and report each problem
   --hash-password   read a password and print a bcrypt hash for a passwd-file
   --version         print the version
@@ -212,6 +213,11 @@ def serve(args: Args) -> int:
         return _refuse("Server configuration error", f"bad configuration: {e}")
     log.configure(cfg.server.log_facility, cfg.server.log_to_stderr and not _stderr_is_client())
     as_root = os.geteuid() == 0
+    if as_root and args.demo and not args.preauth:
+        problem = _become_demo_user()
+        if problem:
+            return _refuse("The demo cannot run as root", problem)
+        as_root = False
     if as_root and (args.preauth or args.demo):
         return _refuse("Pre-authentication as root is refused",
                        "refusing --preauth/--demo as root: mail is never served as root")
@@ -395,6 +401,30 @@ def _preload_for_session() -> None:
             __import__(name)
         except Exception as e:  # noqa: BLE001 - a missing part fails later, with a NO, not here
             log.warning(f"cannot preload {name}: {e}")
+
+
+DEMO_USER = "nobody"
+
+
+def _become_demo_user() -> str | None:
+    """`imapd --demo` started as root (a container, a fresh machine): become
+    the unprivileged `nobody` before the demo Maildir is made, since mail is
+    never served as root.  None on success, else why not."""
+    import pwd
+
+    from .auth.base import User
+    from .auth.privileges import PrivilegeError, drop_privileges
+
+    try:
+        pw = pwd.getpwnam(DEMO_USER)
+    except KeyError:
+        return f"--demo as root needs the unprivileged user {DEMO_USER!r} to run as; run it as an ordinary user"
+    try:
+        drop_privileges(User(pw.pw_name, pw.pw_uid, pw.pw_gid, "/", ""))
+    except PrivilegeError as e:
+        return str(e)
+    _leave_root_cwd("/")
+    return None
 
 
 def _leave_root_cwd(home: str) -> None:

@@ -216,15 +216,21 @@ def format_internal_date(timestamp: float, utc_offset_minutes: int | None = None
 
 
 class InternalDateFormatter:
-    """`format_internal_date` for many messages: the zone offset and the
-    calendar part looked up once per day, not per message."""
+    """`format_internal_date` for many messages (FETCH 1:* INTERNALDATE): the
+    zone looked up once per day, the calendar part formatted once per day,
+    and the time of day joined from ready-made pieces, not %-formatted."""
 
     def __init__(self) -> None:
         import time
 
+        global _CLOCK
+        if _CLOCK is None:
+            _CLOCK = (tuple(b" %02d:" % h for h in range(24)), tuple(b"%02d:" % m for m in range(60)),
+                      tuple(b"%02d" % s for s in range(60)))
+        self._hours, self._minutes, self._seconds = _CLOCK
         self._localtime = time.localtime
         self._days: dict[int, bytes] = {}  # local day -> b'"DD-Mon-YYYY'
-        self._utc_days: dict[int, tuple[int, bytes] | None] = {}  # UTC day -> (offset minutes, b"+hhmm")
+        self._utc_days: dict[int, tuple[int, bytes] | None] = {}  # UTC day -> (offset seconds, b' +hhmm"')
 
     def _zone(self, day: int) -> tuple[int, bytes] | None:
         """The zone's offset through one UTC day, None if it changes that day
@@ -234,19 +240,24 @@ class InternalDateFormatter:
             return None
         minutes = start // 60
         off = abs(minutes)
-        return minutes, b"%s%02d%02d" % (b"+" if minutes >= 0 else b"-", off // 60, off % 60)
+        return minutes * 60, b' %s%02d%02d"' % (b"+" if minutes >= 0 else b"-", off // 60, off % 60)
 
     def __call__(self, timestamp: float) -> bytes:
-        day = int(timestamp // 86400)
+        t = int(timestamp // 1)
+        day = t // 86400
         try:
             zone = self._utc_days[day]
         except KeyError:
             zone = self._utc_days[day] = self._zone(day)
         if zone is None:
             return format_internal_date(timestamp)
-        local = int(timestamp // 1) + zone[0] * 60
-        lday, sec = divmod(local, 86400)
+        lday, sec = divmod(t + zone[0], 86400)
         prefix = self._days.get(lday)
         if prefix is None:
             prefix = self._days[lday] = format_internal_date(lday * 86400, 0)[:12]
-        return b'%s %02d:%02d:%02d %s"' % (prefix, sec // 3600, sec // 60 % 60, sec % 60, zone[1])
+        hour, rest = divmod(sec, 3600)
+        minute, second = divmod(rest, 60)
+        return b"".join((prefix, self._hours[hour], self._minutes[minute], self._seconds[second], zone[1]))
+
+
+_CLOCK: "tuple[tuple[bytes, ...], tuple[bytes, ...], tuple[bytes, ...]] | None" = None  # (made on first use)

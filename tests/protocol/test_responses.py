@@ -232,6 +232,27 @@ def test_format_internal_date_uses_local_time_by_default(tz):
     assert R.format_internal_date(837596665) == b'"17-Jul-1996 09:44:25 +0000"'
 
 
+@pytest.mark.parametrize("zone", ["UTC0", "CET-1CEST,M3.5.0,M10.5.0/3", "EST5EDT,M3.2.0,M11.1.0", "IST-5:30",
+                                  "NST3:30NDT,M3.2.0,M11.1.0", "LHST-10:30LHDT-11,M10.1.0,M4.1.0"])
+def test_internal_date_formatter_equals_format_internal_date(tz, zone):
+    """FETCH 1:* formats dates with InternalDateFormatter; it must say exactly
+    what format_internal_date says, across zones, half-hour offsets and the
+    seconds around each daylight-saving change."""
+    import random
+
+    tz(zone)
+    rng = random.Random(zone)
+    stamps = [rng.uniform(0, 2**31) for _ in range(5000)] + [rng.randrange(0, 2**31) for _ in range(5000)]
+    for year_start in (1704067200, 1009843200):  # 2024 and 2002: find the changes hour by hour
+        for h in range(366 * 24):
+            t = year_start + h * 3600
+            if time.localtime(t).tm_gmtoff != time.localtime(t + 3600).tm_gmtoff:
+                stamps += [t + d + 0.5 for d in range(-2, 3602, 1)]
+    fmt = R.InternalDateFormatter()
+    for stamp in stamps:
+        assert fmt(stamp) == R.format_internal_date(stamp), (zone, stamp)
+
+
 @settings(max_examples=100, deadline=None, database=None)
 @given(st.integers(-(10**9), 253402214400 - 86400), st.integers(-23 * 60 - 59, 23 * 60 + 59))
 def test_internal_date_round_trips_through_append(timestamp, offset):

@@ -296,6 +296,37 @@ def test_cache_and_index_rebuild(store, maildir):
     s.close()
 
 
+def test_cache_get_many_answers_as_cache_get_does(store, maildir):
+    """FETCH 1:* reads the cache through cache_get_many; a run of consecutive
+    messages takes the dates as a slice, anything else per message.  Either
+    way each UID gets what cache_get gives it: nothing for a replaced file,
+    an expunged or an unknown UID."""
+    for i in range(1, 9):
+        append(store, "INBOX", msg(i))
+    mb = store.open("INBOX")
+    for uid in mb.uids():
+        mb.read(uid)  # (a value is built from the file, so its mtime is known)
+        mb.cache_put(uid, "envelope.wire", b"value %d" % uid)
+    mb.close()
+    s = open_store(maildir)
+    mb = s.open("INBOX")
+    base = dict(_uidlist_records(maildir))[5]
+    victim = [n for n in cur_files(maildir) if n.split(":")[0] == base][0]  # message 5's file is replaced:
+    path = os.path.join(maildir, "cur", victim)
+    data = open(path, "rb").read()
+    os.unlink(path)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    os.utime(path, (1, 1))  # its cached value is void
+    mb.read(5)  # (reading the file learns its new mtime)
+    uids = list(mb.uids())
+    for ask in (uids, uids[2:6], uids[3:], [2, 4, 6], [7, 3], [1, 2, 99], [99], []):
+        assert list(mb.cache_get_many(ask, "envelope.wire")) == [mb.cache_get(u, "envelope.wire") for u in ask], ask
+    assert mb.cache_get(1, "envelope.wire") == b"value 1" and mb.cache_get(5, "envelope.wire") is None
+    mb.close()
+    s.close()
+
+
 def test_replaced_file_invalidates_cache(store, maildir):
     append(store, "INBOX", msg(1))
     mb = store.open("INBOX")

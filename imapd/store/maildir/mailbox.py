@@ -1736,6 +1736,15 @@ class MaildirMailbox(Mailbox):
 
     def cache_get_many(self, uids: Sequence[int], key: str) -> Iterator[object | None]:
         pos, mtime = self._pos, self._mtime
+        n = len(uids)
+        lo = pos(uids[0]) if n else -1
+        if lo >= 0 and lo + n <= len(self._uids):
+            run = uids if isinstance(uids, list) else list(uids)
+            if self._uids[lo : lo + n].tolist() == run:
+                # consecutive messages of the view (FETCH 1:*): their dates are
+                # a slice of the array, not a lookup per message
+                whole = lo == 0 and n == len(self._uids)
+                return self._column(key).get_many(run, mtime if whole else mtime[lo : lo + n])
         gone = float("nan")  # matches no recorded time: a vanished message gets no value
         times = (mtime[p] if p >= 0 else gone for p in map(pos, uids))
         return self._column(key).get_many(uids, times)

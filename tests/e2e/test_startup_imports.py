@@ -12,29 +12,30 @@ import tempfile
 
 import pytest
 
-from harness import REPO, config_file, mail_user, make_maildir, remove_maildir, require_root
+from harness import REPO, _demote, config_file, mail_user, make_maildir, remove_maildir, require_root
 
 # Each costs a connection milliseconds (with what it imports in turn).
 HEAVY = {"tomllib", "typing", "dataclasses", "re", "collections", "inspect", "enum", "ipaddress",
          "ssl", "OpenSSL", "pam", "ctypes", "email", "socket", "datetime"}
 
 
+def _env(pythonpath: str = REPO) -> dict[str, str]:
+    """What the launcher needs, with import timing on (its report goes to stderr)."""
+    return {"PATH": os.path.dirname(sys.executable) + ":/usr/bin:/bin", "PYTHONPATH": pythonpath,
+            "PYTHONPROFILEIMPORTTIME": "1", "HOME": "/tmp"}
+
+
+def _imported(stderr: bytes) -> set[str]:
+    return {line.rsplit("|", 1)[1].strip() for line in stderr.decode().splitlines()
+            if line.startswith("import time:") and "|" in line}
+
+
 def _imports(args: list[str], commands: bytes, as_user: bool, pythonpath: str = REPO) -> tuple[set[str], bytes]:
     """The modules the server imported, and what it answered."""
-    user = mail_user()
-
-    def demote() -> None:
-        if as_user and os.geteuid() == 0:
-            os.setgroups([])
-            os.setgid(user.gid)
-            os.setuid(user.uid)
-
-    env = {"PATH": os.path.dirname(sys.executable) + ":/usr/bin:/bin", "PYTHONPATH": pythonpath,
-           "PYTHONPROFILEIMPORTTIME": "1", "HOME": "/tmp"}
     out = subprocess.run([os.path.join(REPO, "bin", "imapd")] + args, input=commands, capture_output=True,
-                         env=env, preexec_fn=demote, cwd="/", timeout=30)
-    names = {line.rsplit("|", 1)[1].strip() for line in out.stderr.decode().splitlines()
-             if line.startswith("import time:") and "|" in line}
+                         env=_env(pythonpath), preexec_fn=_demote(mail_user()) if as_user else None, cwd="/",
+                         timeout=30)
+    names = _imported(out.stderr)
     assert "imapd.cli" in names, out.stderr[-2000:]
     return names, out.stdout
 
@@ -180,11 +181,9 @@ def test_a_tcp_connection_imports_neither_socket_nor_ipaddress(sample_config):
     client = socket.create_connection(listener.getsockname())
     conn, _ = listener.accept()
     listener.close()
-    env = {"PATH": os.path.dirname(sys.executable) + ":/usr/bin:/bin", "PYTHONPATH": REPO,
-           "PYTHONPROFILEIMPORTTIME": "1", "HOME": "/tmp"}
     with conn, client:
         proc = subprocess.Popen([os.path.join(REPO, "bin", "imapd"), "--config", sample_config], stdin=conn,
-                                stdout=conn, stderr=subprocess.PIPE, env=env, cwd="/")
+                                stdout=conn, stderr=subprocess.PIPE, env=_env(), cwd="/")
         conn.close()
         client.sendall(b"a CAPABILITY\r\nb LOGOUT\r\n")
         client.settimeout(30)
@@ -195,8 +194,7 @@ def test_a_tcp_connection_imports_neither_socket_nor_ipaddress(sample_config):
                 break
             out += data
         _, err = proc.communicate(timeout=30)
-    names = {line.rsplit("|", 1)[1].strip() for line in err.decode().splitlines()
-             if line.startswith("import time:") and "|" in line}
+    names = _imported(err)
     # loopback counts as a secure channel: plaintext LOGIN is offered
     assert out.startswith(b"* OK [CAPABILITY ") and b"LOGINDISABLED" not in out and b"b OK" in out, out
     assert "imapd.peer" in names and "_socket" in names

@@ -535,26 +535,35 @@ class MaildirMailbox(Mailbox):
         p = next(compress(count(), map(unseen.__contains__, self._infos)), -1)
         return self._uids[p] if p >= 0 else 0
 
+    def _run_of(self, uids: Sequence[int]) -> tuple[int, int] | None:
+        """(lo, hi) if `uids` are exactly the view's messages lo..hi-1 (a
+        FETCH 1:* or n:m), else None: the caller then looks up each UID."""
+        n = len(uids)
+        lo = self._pos(uids[0]) if n else -1
+        if lo < 0 or lo + n > len(self._uids):
+            return None
+        view = self._uids
+        if lo == 0 and n == len(view) and isinstance(uids, array):
+            same = view == uids
+        else:
+            same = view[lo : lo + n].tolist() == (uids if isinstance(uids, list) else list(uids))
+        return (lo, lo + n) if same else None
+
     def message_meta(self, uids: Iterable[int], size: bool, date: bool) -> Iterator[tuple | None]:
         flags = self._f.codec.flags
         infos, wsize, mtime, modseq = self._infos, self._wsize, self._mtime, self._modseq
         if not isinstance(uids, (list, array)):
             uids = list(uids)
-        if len(uids):
-            lo = self._pos(uids[0])
-            hi = lo + len(uids)
+        run = self._run_of(uids)
+        if run is not None:
+            lo, hi = run
             whole = lo == 0 and hi == len(self._uids)
 
             def cols(a: Any) -> Any:
                 """a[lo:hi], without a copy when that is all of it (FETCH 1:*)"""
                 return a if whole else a[lo:hi]
 
-            if (
-                lo >= 0
-                and (self._uids == uids if whole and isinstance(uids, array) else self._uids[lo:hi].tolist() == list(uids))
-                and not (size and -1 in cols(wsize))
-                and not (date and NO_TIME in cols(mtime))
-            ):
+            if not (size and -1 in cols(wsize)) and not (date and NO_TIME in cols(mtime)):
                 # a run of consecutive messages with everything known (FETCH 1:*):
                 # straight from the arrays, no lookup per message, and no copy
                 # of 100,000 entries (nor a list of 100,000 ints)
@@ -1736,15 +1745,13 @@ class MaildirMailbox(Mailbox):
 
     def cache_get_many(self, uids: Sequence[int], key: str) -> Iterator[object | None]:
         pos, mtime = self._pos, self._mtime
-        n = len(uids)
-        lo = pos(uids[0]) if n else -1
-        if lo >= 0 and lo + n <= len(self._uids):
-            run = uids if isinstance(uids, list) else list(uids)
-            if self._uids[lo : lo + n].tolist() == run:
-                # consecutive messages of the view (FETCH 1:*): their dates are
-                # a slice of the array, not a lookup per message
-                whole = lo == 0 and n == len(self._uids)
-                return self._column(key).get_many(run, mtime if whole else mtime[lo : lo + n])
+        run = self._run_of(uids)
+        if run is not None:
+            # consecutive messages of the view (FETCH 1:*): their dates are a
+            # slice of the array, not a lookup per message
+            lo, hi = run
+            whole = lo == 0 and hi == len(self._uids)
+            return self._column(key).get_many(uids, mtime if whole else mtime[lo:hi])
         gone = float("nan")  # matches no recorded time: a vanished message gets no value
         times = (mtime[p] if p >= 0 else gone for p in map(pos, uids))
         return self._column(key).get_many(uids, times)

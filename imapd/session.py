@@ -662,7 +662,11 @@ def run(session: Session, transport: Any) -> None:
                     continue
                 if now > stop_by:
                     break  # the client does not take the rest of our output
-            if eof:
+            if eof and not session.busy() and not pending:
+                # the client sent all it will (`imapd < commands.txt`, or a
+                # half-closed socket): what it sent before is answered in
+                # full; a command that waits for more input (IDLE, a
+                # literal) or a partial line is not
                 session.finish("client closed the connection")
                 continue
             now = time.monotonic()
@@ -675,7 +679,7 @@ def run(session: Session, transport: Any) -> None:
             else:
                 next_keepalive = 0.0
             fd_events: dict[int, int] = {}
-            if session.wants_input() and not session.finished:
+            if session.wants_input() and not session.finished and not eof:
                 fd_events[transport.rfd] = fd_events.get(transport.rfd, 0) | EVENT_READ
             if session.has_output() or transport.has_pending_output():
                 fd_events[transport.wfd] = fd_events.get(transport.wfd, 0) | EVENT_WRITE
@@ -683,7 +687,7 @@ def run(session: Session, transport: Any) -> None:
                 fd_events[fd] = fd_events.get(fd, 0) | EVENT_READ
             if stop.fd >= 0:
                 fd_events[stop.fd] = EVENT_READ
-            for fd in list(registered):
+            for fd in [*registered, *always_ready]:
                 if fd not in fd_events:
                     want(fd, 0)
             for fd, ev in fd_events.items():
@@ -695,7 +699,7 @@ def run(session: Session, transport: Any) -> None:
                 deadline = min(deadline, next_keepalive)
                 if not watch_fds:
                     deadline = min(deadline, next_poll)
-            if transport.has_buffered_input() or (session.busy() and not pending and not session.finished):
+            if not eof and transport.has_buffered_input() or (session.busy() and not pending and not session.finished):
                 timeout = 0.0  # more input to parse, or a command paused only to flush a keepalive
             else:
                 timeout = max(0.0, deadline - now)
@@ -715,7 +719,7 @@ def run(session: Session, transport: Any) -> None:
             for fd, ev in always_ready.items():
                 if ev:
                     ready[fd] = ready.get(fd, 0) | ev
-            if transport.rfd in ready and ready[transport.rfd] & EVENT_READ or transport.has_buffered_input():
+            if not eof and (transport.rfd in ready and ready[transport.rfd] & EVENT_READ or transport.has_buffered_input()):
                 try:
                     data = transport.read()
                 except OSError as e:

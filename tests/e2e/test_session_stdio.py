@@ -13,7 +13,8 @@ import time
 import pexpect
 import pytest
 
-from harness import IMAPD, ImapPipe, config_file, make_maildir, mail_user, remove_maildir, server_env, tagged_status
+from harness import IMAPD, ImapPipe, config_file, deliver, make_maildir, mail_user, remove_maildir, server_env, tagged_status
+from harness import _demote as _run_as
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -78,6 +79,51 @@ def test_eof_ends_quietly_with_status_zero(user, maildir):
         c.proc.stdin.close()
         assert c.proc.wait(5) == 0
         assert c.proc.stderr.read() == b""  # nothing but protocol, ever
+
+
+def _run_script(user, maildir: str, commands: bytes, stdin_file: bool) -> bytes:
+    """`imapd < commands > output`: input that ends, output to a file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out_path = os.path.join(tmp, "out")
+        with open(out_path, "wb") as out:
+            if stdin_file:
+                in_path = os.path.join(tmp, "in")
+                with open(in_path, "wb") as f:
+                    f.write(commands)
+                with open(in_path, "rb") as f:
+                    proc = subprocess.run(IMAPD + ["--maildir", maildir], stdin=f, stdout=out, stderr=subprocess.PIPE,
+                                          env=server_env(), preexec_fn=_run_as(user), timeout=60)
+            else:  # a pipe the client closes at once (a half-closed connection)
+                proc = subprocess.run(IMAPD + ["--maildir", maildir], input=commands, stdout=out,
+                                      stderr=subprocess.PIPE, env=server_env(), preexec_fn=_run_as(user),
+                                      timeout=60)
+        assert proc.returncode == 0 and proc.stderr == b""
+        with open(out_path, "rb") as f:
+            return f.read()
+
+
+@pytest.mark.parametrize("stdin_file", [True, False], ids=["file", "closed-pipe"])
+def test_input_that_ends_is_answered_in_full(user, maildir, stdin_file):
+    # 12 MB of bodies: more than the session's output buffer, so the FETCH is
+    # still running when imapd reads the end of its input
+    body = b"".join(b"line %06d of a long message\n" % i for i in range(36_000))
+    for i in range(12):
+        deliver(maildir, b"Subject: big %d\n\n" % i + body, user)
+    commands = b"a SELECT INBOX\r\nb FETCH 1:* BODY.PEEK[]\r\nc NOOP\r\nd LOGOUT\r\ne NOOP\r\nf NOOP"
+    out = _run_script(user, maildir, commands, stdin_file)
+    assert out.count(b" FETCH (BODY[] {") == 12
+    assert out.count(body.replace(b"\n", b"\r\n")) == 12
+    assert out.endswith(b")\r\nb OK FETCH completed\r\nc OK NOOP completed\r\n"
+                        b"* BYE imapd logging out\r\nd OK Logout completed\r\n")
+
+
+def test_input_that_ends_in_idle_or_a_literal_ends_the_session(user, maildir):
+    for commands in (b"a SELECT INBOX\r\nb IDLE\r\n", b"a SELECT INBOX\r\nb APPEND INBOX {10}\r\nabc",
+                     b"a NOOP\r\nb NOOP without its line end"):
+        out = _run_script(user, maildir, commands, stdin_file=False)
+        assert out.count(b"\r\n") == out.count(b"\n")
+        last = out.splitlines()[-1]
+        assert last in (b"+ idling", b"+ Ready for literal data", b"a OK NOOP completed"), last
 
 
 def test_overlong_line_is_refused_and_session_survives(user, maildir):

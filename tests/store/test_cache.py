@@ -172,3 +172,70 @@ def test_a_run_with_gone_or_out_of_order_entries_is_merged(dirfd):
     assert col.get(500, 2.0) == b"replaced" and col.get(500, 1.0) is None
     assert col.get(7, 1.0) is None and col.get(9, 1.0) is None and col.get(8, 1.0) == b"a" * 2000
     assert len(col.uids) == 998
+
+
+def test_get_many_over_a_stretch_of_the_main_part_answers_as_get_does(dirfd):
+    """A warm FETCH 1:* (or n:m) reads a stretch of the main part a block at
+    a time; whatever the stretch holds, each UID gets what `get` gives it."""
+    from array import array
+
+    n = 2 * C.BLOCK + 300
+    col = reopen(dirfd)
+    for u in range(1, n + 1):
+        col.put(u * 2, float(u), b"value %d " % u + b"x" * (u % 97))
+    col.flush(None, final=True)
+    col.close()
+    uids = array("I", range(2, 2 * n + 1, 2))
+    times = array("d", (float(u) for u in range(1, n + 1)))
+
+    def check(ask, at):
+        col = reopen(dirfd)
+        want = [col.get(u, t) for u, t in zip(ask, at)]
+        col.close()
+        col = reopen(dirfd)
+        assert list(col.get_many(ask, at)) == want
+        assert list(col.get_many(list(ask), at)) == want
+        col.close()
+        return want
+
+    assert check(uids, times) == [b"value %d " % u + b"x" * (u % 97) for u in range(1, n + 1)]
+    assert check(uids[700:2200], times[700:2200])[0] == b"value 701 " + b"x" * (701 % 97)
+    replaced = array("d", times)
+    replaced[1500] = 5.0  # one file replaced since: no value for it, the rest as before
+    got = check(uids, replaced)
+    assert got[1500] is None and got[1499] is not None and got[1501] is not None
+    unknown = array("d", times)
+    unknown[3] = C._ANY_TIME  # a time not known yet matches
+    assert check(uids, unknown)[3] == b"value 4 " + b"x" * 4
+    assert check(uids[5:10], times[6:11]) == [None] * 5  # times of other messages
+    # not consecutive in the main part, or not all there
+    assert check(array("I", [2, 6, 8]), array("d", [1.0, 3.0, 4.0])) == [b"value 1 x", b"value 3 xxx", b"value 4 xxxx"]
+    assert check(array("I", [2, 3]), array("d", [1.0, 1.0])) == [b"value 1 x", None]
+    # a marshalled value in the stretch
+    col = reopen(dirfd)
+    col.put(2 * n + 2, 9.0, ("a", "tree"))
+    col.flush(None, final=True)
+    col.close()
+    got = check(array("I", [2 * n, 2 * n + 2]), array("d", [float(n), 9.0]))
+    assert got[1] == ("a", "tree")
+
+
+def test_get_many_when_the_file_is_rewritten_between_blocks(dirfd):
+    from array import array
+
+    n = 2 * C.BLOCK + 10
+    col = reopen(dirfd)
+    for u in range(1001, 1001 + n):
+        col.put(u, 1.0, b"v%d" % u)
+    col.flush(None, final=True)
+    col.close()
+    col = reopen(dirfd)
+    it = col.get_many(array("I", range(1001, 1001 + n)), array("d", [1.0] * n))
+    assert [next(it) for _ in range(C.BLOCK + 5)] == [b"v%d" % u for u in range(1001, 1006 + C.BLOCK)]
+    # more new entries than the tail may hold, below the others: this process
+    # rewrites the file, and every value after them moves
+    col.put(1, 1.0, b"w" * 700_000)
+    col.put(2, 1.0, b"w" * 700_000)
+    col.flush(None, final=True)
+    assert col.generation > 0 and list(col.uids)[:3] == [1, 2, 1001]
+    assert list(it) == [b"v%d" % u for u in range(1006 + C.BLOCK, 1001 + n)]

@@ -566,9 +566,12 @@ class MaildirMailbox(Mailbox):
             if not (size and -1 in cols(wsize)) and not (date and NO_TIME in cols(mtime)):
                 # a run of consecutive messages with everything known (FETCH 1:*):
                 # straight from the arrays, no lookup per message, and no copy
-                # of 100,000 entries (nor a list of 100,000 ints)
+                # of 100,000 entries (nor a list of 100,000 ints); the flags of
+                # each distinct info suffix (a handful) made once
+                run_infos = cols(infos)
+                flags_of = {i: flags(i) for i in set(run_infos)}
                 yield from zip(
-                    map(flags, cols(infos)),
+                    map(flags_of.__getitem__, run_infos),
                     cols(wsize) if size else repeat(0),
                     cols(mtime) if date else repeat(0),
                     cols(modseq),

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 CHUNK = 1 << 20
-_LITERAL = re.compile(rb"~?\{(\d+)\}\r?\n\Z")
+_LITERAL = re.compile(rb"\{(\d+)\}\r?\n")  # a line ending in a literal's length
 
 
 class ServerClosed(Exception):
@@ -39,37 +39,45 @@ class ResponseScanner:
         self._line_start = True
 
     def feed(self, data: bytes) -> list[bytes]:
+        """The heads of the responses that start in `data` (and the pieces
+        before it).  The literals are found by one regex search each and the
+        lines between them split in C: a FETCH 1:* of 100,000 literals must
+        not take the client longer than the server, as a loop over every
+        line in Python did."""
         heads: list[bytes] = []
+        if self._partial:  # a line cut by the last chunk: read on from its start
+            data = bytes(self._partial) + data
+            self._partial.clear()
+        search, find = _LITERAL.search, data.find
+        skip, line_start = self._skip, self._line_start
         i, n = 0, len(data)
+        if skip:
+            k = min(skip, n)
+            skip -= k
+            i = k
         while i < n:
-            if self._skip:
-                k = min(self._skip, n - i)
-                self._skip -= k
-                i += k
-                continue
-            j = data.find(b"\n", i)
-            if j < 0:
+            m = search(data, i)
+            end = m.end() if m is not None else data.rfind(b"\n", i) + 1
+            if end <= i:  # no whole line left
                 self._partial += data[i:]
                 break
-            if self._partial:
-                self._partial += data[i:j + 1]
-                seg = bytes(self._partial)
-                self._partial.clear()
+            if not line_start:  # the rest of a response after its literal
+                j = find(b"\n", i, end) + 1
+                line_start = True
             else:
-                seg = data[i:j + 1]
-            i = j + 1
-            starts_response = self._line_start
-            if seg.endswith((b"}\r\n", b"}\n")):
-                m = _LITERAL.search(seg)
-                if m:
-                    self._skip = int(m.group(1))
-                    self._line_start = False
-                    if starts_response:
-                        heads.append(seg)
-                    continue
-            self._line_start = True
-            if starts_response:
-                heads.append(seg)
+                j = i
+            if j < end:
+                if find(b"\n", j, end - 1) < 0:  # one line (the usual case)
+                    heads.append(data[j:end])
+                else:
+                    heads += [line + b"\n" for line in data[j : end - 1].split(b"\n")]
+            i = end
+            if m is not None:  # past the literal, or as far as this chunk goes
+                i += int(m.group(1))
+                line_start = False
+                if i > n:
+                    skip = i - n
+        self._skip, self._line_start = skip, line_start
         return heads
 
 

@@ -72,6 +72,24 @@ def test_read_after_external_rename_finds_file(store, maildir):
     mb.close()
 
 
+def test_message_meta_meets_flags_found_while_it_runs(store, maildir):
+    """FETCH 1:* FLAGS walks the view's arrays; a file renamed by another
+    client (new flags) is found when a message is read in the middle of it,
+    and the flags after that point are the new ones, never an error."""
+    for i in range(1, 5):
+        append(store, "INBOX", msg(i))
+    mb = store.open("INBOX")
+    uids = list(mb.uids())
+    meta = mb.message_meta(uids, False, False)  # (FETCH 1:* FLAGS: straight from the arrays)
+    assert next(meta)[0] == frozenset()
+    by_base = {n.split(":")[0]: n for n in cur_files(maildir)}
+    for n, flags in zip(sorted(by_base.values()), ("FS", "T", "D", "DFT")):  # suffixes the view never had
+        os.rename(os.path.join(maildir, "cur", n), os.path.join(maildir, "cur", n.split(":")[0] + ":2," + flags))
+    mb.read(uids[0])  # not where the view had it: found again, and the others with it
+    assert [m[0] for m in meta] == [{"\\Deleted"}, {"\\Draft"}, {"\\Draft", "\\Flagged", "\\Deleted"}]
+    mb.close()
+
+
 def test_store_after_external_rename(store, maildir):
     append(store, "INBOX", msg(1))
     mb = store.open("INBOX")

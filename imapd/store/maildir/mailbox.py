@@ -121,6 +121,22 @@ def _split_names(names: list[str]) -> dict[str, str]:
     return {b: i for b, _, i in map(str.partition, names, [":"] * len(names))}
 
 
+class _FlagsByInfo(dict):  # type: ignore[type-arg]
+    """info suffix -> its flags, each made on first sight.  A FETCH 1:* meets
+    a handful of distinct suffixes, and new ones as files are renamed under
+    it (another client's flag changes, found while it runs)."""
+
+    __slots__ = ("flags",)
+
+    def __init__(self, flags: Callable[[str], frozenset[str]]) -> None:
+        super().__init__()
+        self.flags = flags
+
+    def __missing__(self, info: str) -> frozenset[str]:
+        fs = self[info] = self.flags(info)
+        return fs
+
+
 def _meta_column(attr: str, k: int, doc: str) -> property:
     """A column of sizes, dates or MODSEQs that a warm open leaves in the
     index file until first use (see MaildirMailbox._load_meta).  Replacing
@@ -567,11 +583,9 @@ class MaildirMailbox(Mailbox):
                 # a run of consecutive messages with everything known (FETCH 1:*):
                 # straight from the arrays, no lookup per message, and no copy
                 # of 100,000 entries (nor a list of 100,000 ints); the flags of
-                # each distinct info suffix (a handful) made once
-                run_infos = cols(infos)
-                flags_of = {i: flags(i) for i in set(run_infos)}
+                # each distinct info suffix (a handful) looked up in C
                 yield from zip(
-                    map(flags_of.__getitem__, run_infos),
+                    map(_FlagsByInfo(flags).__getitem__, cols(infos)),
                     cols(wsize) if size else repeat(0),
                     cols(mtime) if date else repeat(0),
                     cols(modseq),

@@ -239,3 +239,27 @@ def test_get_many_when_the_file_is_rewritten_between_blocks(dirfd):
     col.flush(None, final=True)
     assert col.generation > 0 and list(col.uids)[:3] == [1, 2, 1001]
     assert list(it) == [b"v%d" % u for u in range(1006 + C.BLOCK, 1001 + n)]
+
+
+def test_get_many_sees_a_replaced_file_or_a_dropped_entry_in_a_later_block(dirfd):
+    """The view's mtimes are live: a message file found replaced (or its
+    entry dropped) while a FETCH 1:* runs gets no stale value further on."""
+    from array import array
+
+    n = 3 * C.BLOCK
+    col = reopen(dirfd)
+    for u in range(1, n + 1):
+        col.put(u, 1.0, b"v%d" % u)
+    col.flush(None, final=True)
+    col.close()
+    col = reopen(dirfd)
+    live = array("d", [1.0] * n)
+    it = col.get_many(array("I", range(1, n + 1)), live)
+    assert next(it) == b"v1"
+    live[C.BLOCK + 7] = 2.0  # message C.BLOCK + 8 was read meanwhile: another file
+    col.drop(2 * C.BLOCK + 3)
+    got = [b"v1"] + list(it)
+    want = [b"v%d" % u for u in range(1, n + 1)]
+    want[C.BLOCK + 7] = None
+    want[2 * C.BLOCK + 2] = None
+    assert got == want

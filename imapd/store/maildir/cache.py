@@ -263,7 +263,10 @@ class CacheColumn:
         offs, gen, n = self.offs, self.generation, len(uids)
         for k in range(j0, j0 + n, BLOCK):
             end = min(k + BLOCK, j0 + n)
-            if self.generation != gen or self.fd < 0:  # the file was rewritten meanwhile
+            # checked again for each block: the file rewritten, an entry dropped
+            # or a message file replaced (a new mtime) since the last one
+            if (self.generation != gen or self.fd < 0 or self.dropped or self.pending
+                    or self.mtimes[k:end] != mtimes[k - j0 : end - j0]):
                 yield list(self._get_each(uids[k - j0 : end - j0], mtimes[k - j0 : end - j0]))
                 continue
             at = offs[k]

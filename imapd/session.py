@@ -667,7 +667,9 @@ def run(session: Session, transport: Any) -> None:
                 # half-closed socket): what it sent before is answered in
                 # full; a command that waits for more input (IDLE, a
                 # literal) or a partial line is not
-                session.finish("client closed the connection")
+                session.pump()  # commands left behind a full output buffer, if any
+                if not session.has_output() and not session.busy():
+                    session.finish("client closed the connection")
                 continue
             now = time.monotonic()
             watch_fds: list[int] = []

@@ -81,7 +81,7 @@ def test_eof_ends_quietly_with_status_zero(user, maildir):
         assert c.proc.stderr.read() == b""  # nothing but protocol, ever
 
 
-def _run_script(user, maildir: str, commands: bytes, stdin_file: bool) -> bytes:
+def _run_script(user, maildir: str, commands: bytes, stdin_file: bool, args: tuple[str, ...] = ()) -> bytes:
     """`imapd < commands > output`: input that ends, output to a file."""
     with tempfile.TemporaryDirectory() as tmp:
         out_path = os.path.join(tmp, "out")
@@ -91,10 +91,10 @@ def _run_script(user, maildir: str, commands: bytes, stdin_file: bool) -> bytes:
                 with open(in_path, "wb") as f:
                     f.write(commands)
                 with open(in_path, "rb") as f:
-                    proc = subprocess.run(IMAPD + ["--maildir", maildir], stdin=f, stdout=out, stderr=subprocess.PIPE,
+                    proc = subprocess.run(IMAPD + list(args) + ["--maildir", maildir], stdin=f, stdout=out, stderr=subprocess.PIPE,
                                           env=server_env(), preexec_fn=_run_as(user), timeout=60)
             else:  # a pipe the client closes at once (a half-closed connection)
-                proc = subprocess.run(IMAPD + ["--maildir", maildir], input=commands, stdout=out,
+                proc = subprocess.run(IMAPD + list(args) + ["--maildir", maildir], input=commands, stdout=out,
                                       stderr=subprocess.PIPE, env=server_env(), preexec_fn=_run_as(user),
                                       timeout=60)
         assert proc.returncode == 0 and proc.stderr == b""
@@ -115,6 +115,17 @@ def test_input_that_ends_is_answered_in_full(user, maildir, stdin_file):
     assert out.count(body.replace(b"\n", b"\r\n")) == 12
     assert out.endswith(b")\r\nb OK FETCH completed\r\nc OK NOOP completed\r\n"
                         b"* BYE imapd logging out\r\nd OK Logout completed\r\n")
+
+
+def test_input_that_ends_behind_a_full_output_buffer_is_answered_in_full(user, maildir):
+    # many small commands: their answers fill the output buffer between two
+    # writes, with no command running and more commands still to read
+    cfg = config_file("[limits]\noutput_buffer = 65536\n")
+    deliver(maildir, b"Subject: small\n\n" + b"x" * 1000 + b"\n", user)
+    commands = b"a SELECT INBOX\r\n" + b"".join(b"f%d FETCH 1 BODY.PEEK[]\r\n" % i for i in range(600)) + b"z LOGOUT\r\n"
+    out = _run_script(user, maildir, commands, stdin_file=True, args=("--config", cfg))
+    assert out.count(b" FETCH (BODY[] {") == 600
+    assert out.endswith(b"f599 OK FETCH completed\r\n* BYE imapd logging out\r\nz OK Logout completed\r\n")
 
 
 def test_input_that_ends_in_idle_or_a_literal_ends_the_session(user, maildir):

@@ -83,8 +83,9 @@ def test_message_meta_meets_flags_found_while_it_runs(store, maildir):
     meta = mb.message_meta(uids, False, False)  # (FETCH 1:* FLAGS: straight from the arrays)
     assert next(meta)[0] == frozenset()
     by_base = {n.split(":")[0]: n for n in cur_files(maildir)}
-    for n, flags in zip(sorted(by_base.values()), ("FS", "T", "D", "DFT")):  # suffixes the view never had
-        os.rename(os.path.join(maildir, "cur", n), os.path.join(maildir, "cur", n.split(":")[0] + ":2," + flags))
+    bases = [base for _, base in sorted(_uidlist_records(maildir))]  # in UID order
+    for base, flags in zip(bases, ("FS", "T", "D", "DFT")):  # suffixes the view never had
+        os.rename(os.path.join(maildir, "cur", by_base[base]), os.path.join(maildir, "cur", base + ":2," + flags))
     mb.read(uids[0])  # not where the view had it: found again, and the others with it
     assert [m[0] for m in meta] == [{"\\Deleted"}, {"\\Draft"}, {"\\Draft", "\\Flagged", "\\Deleted"}]
     mb.close()

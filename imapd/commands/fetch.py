@@ -77,13 +77,13 @@ class MessageData:
         if self._data is not None:
             return self._data, self.root
         if self._header is None:
-            from ..mime import parse_message
+            from ..mime.structure import header_part
 
             read_header = getattr(self.mailbox, "read_header", None)
             if read_header is None:
                 return self.data, self.root
             hdr = read_header(self.uid)
-            self._header = (hdr, parse_message(hdr))
+            self._header = (hdr, header_part(hdr))
         return self._header
 
     def header_section(self, spec: str, fields: Any = None) -> bytes:

@@ -55,12 +55,24 @@ def find_part(root: Part, path: Sequence[int]) -> Part | None:
     return part
 
 
-def _field_names(fields: Iterable[str | bytes] | None) -> set[bytes]:
-    out: set[bytes] = set()
-    for f in fields or ():
-        b = f.encode("latin-1", "replace") if isinstance(f, str) else bytes(f)
-        out.add(b.strip().lower())
-    return out
+def _field_names(fields: Iterable[str | bytes] | None) -> frozenset[bytes]:
+    key = tuple(fields) if fields else ()
+    names = _NAMES.get(key)
+    if names is None:
+        out: set[bytes] = set()
+        for f in key:
+            b = f.encode("latin-1", "replace") if isinstance(f, str) else bytes(f)
+            out.add(b.strip().lower())
+        names = frozenset(out)
+        if len(_NAMES) >= 64:
+            _NAMES.clear()
+        _NAMES[key] = names
+    return names
+
+
+# the names of a HEADER.FIELDS list, made once: a FETCH 1:* asks the same of
+# every message
+_NAMES: dict[tuple[str | bytes, ...], frozenset[bytes]] = {}
 
 
 def header_fields_bytes(

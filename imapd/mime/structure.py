@@ -47,7 +47,7 @@ from .headers import (
 )
 from .part import Part, count_lines, entity_lines
 
-__all__ = ["Part", "parse_message", "MAX_DEPTH"]  # Part re-exported for convenience
+__all__ = ["Part", "header_part", "parse_message", "MAX_DEPTH"]  # Part re-exported for convenience
 
 #: Deeper multipart/message nesting is not descended into.
 MAX_DEPTH = 60
@@ -421,6 +421,18 @@ def _fallback(data: bytes) -> Part:
     p = Part(0, body_start, n)
     p.lines = data.count(b"\n", body_start, n)
     return p
+
+
+def header_part(data: bytes) -> Part:
+    """The top-level header of *data* as a Part, the MIME structure not parsed:
+    the root `parse_message` would give as far as the header goes (the
+    same start and body start; fields and first fields made on demand).
+    Enough for BODY[HEADER], HEADER.FIELDS(.NOT) and header SEARCH, which
+    is all a header read alone (read_header) serves."""
+    n = len(data)
+    lf = data.find(b"\n")
+    _, body_start = find_header_end(data, 0, n, lf > 0 and data[lf - 1] != 13)
+    return Part(0, body_start, n)
 
 
 def parse_message(data: bytes) -> Part:

@@ -429,10 +429,9 @@ def header_part(data: bytes) -> Part:
     same start and body start; fields and first fields made on demand).
     Enough for BODY[HEADER], HEADER.FIELDS(.NOT) and header SEARCH, which
     is all a header read alone (read_header) serves."""
-    n = len(data)
-    lf = data.find(b"\n")
-    _, body_start = find_header_end(data, 0, n, lf > 0 and data[lf - 1] != 13)
-    return Part(0, body_start, n)
+    sc = _Scanner(data)  # (for its reading of bare-LF mail, as parse_message's)
+    _, body_start = find_header_end(data, 0, sc.n, sc.lf_form)
+    return Part(0, body_start, sc.n)
 
 
 def parse_message(data: bytes) -> Part:

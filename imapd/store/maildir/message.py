@@ -19,11 +19,16 @@ CHUNK = 256 * 1024
 
 def to_wire(data: bytes) -> bytes:
     """Whole-buffer conversion (bare LF -> CRLF, existing CRLF kept)."""
-    if b"\n" not in data:
+    # (LF and CR as ints: `int in bytes` is one memchr, while a bytes needle
+    # is first tried as an int, raising and dropping a TypeError each time)
+    if _LF not in data:
         return data
-    if b"\r" not in data:
+    if _CR not in data:
         return data.replace(b"\n", b"\r\n")  # the usual stored form: one pass
     return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+_LF, _CR = 0x0A, 0x0D
 
 
 def wire_size_of_fd(fd: int) -> tuple[int, int]:

@@ -243,28 +243,27 @@ class CacheColumn:
 
     def _whole_stretch(self, uids: "array[int] | list[int]", mtimes: "array[float]") -> int:
         """Where in the main part `uids` start, if the main part holds every
-        one of them, consecutively, raw, as of these mtimes; else -1."""
+        one of them, consecutively, raw, and no tail or run entry stands in
+        for one; else -1.  (Mtimes, drops and pending values can change while
+        a FETCH runs: `_blocks` checks those, block by block.)"""
         n = len(uids)
-        if (not n or self.fd < 0 or self.dropped or self.pending or self.tail or self.run_uids
-                or len(mtimes) != n):
+        if not n or self.fd < 0 or self.tail or self.run_uids or len(mtimes) != n:
             return -1
         main = self.uids
         j0 = bisect_left(main, uids[0])
         if j0 + n > len(main) or self.kinds.count(RAW, j0, j0 + n) != n:
             return -1
         stretch = main[j0 : j0 + n]
-        if not (stretch == uids if type(uids) is array else stretch.tolist() == uids):
-            return -1
-        # (an unknown time, _ANY_TIME, or NaN compares unequal: looked at one by one)
-        return j0 if self.mtimes[j0 : j0 + n] == mtimes else -1
+        return j0 if (stretch == uids if type(uids) is array else stretch.tolist() == uids) else -1
 
     def _blocks(self, j0: int, uids: "array[int] | list[int]", mtimes: "array[float]") -> "Iterator[list[object]]":
         """The values of `uids`, main-part entries from j0 on, a list per block."""
         offs, gen, n = self.offs, self.generation, len(uids)
         for k in range(j0, j0 + n, BLOCK):
             end = min(k + BLOCK, j0 + n)
-            # checked again for each block: the file rewritten, an entry dropped
-            # or a message file replaced (a new mtime) since the last one
+            # for each block: the file rewritten, an entry dropped or pending,
+            # or a message file replaced (a new mtime; an unknown time, _ANY_TIME,
+            # or NaN compares unequal too): then looked at one by one
             if (self.generation != gen or self.fd < 0 or self.dropped or self.pending
                     or self.mtimes[k:end] != mtimes[k - j0 : end - j0]):
                 yield list(self._get_each(uids[k - j0 : end - j0], mtimes[k - j0 : end - j0]))

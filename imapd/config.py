@@ -74,7 +74,7 @@ SCHEMA: "dict[str, dict[str, tuple[Any, Any, Callable[[Any], str | None] | None]
         "autologout": (Number, 1800, _positive),
         "login_timeout": (Number, 60, _positive),
         "failed_logins": (int, 3, _positive),
-        "output_buffer": (int, 4 << 20, _positive),
+        "output_buffer": (int, 1 << 20, _positive),
     },
     "auth": {
         "backend": (str, "pam", _one_of("pam", "passwd-file")),
@@ -94,7 +94,7 @@ SCHEMA: "dict[str, dict[str, tuple[Any, Any, Callable[[Any], str | None] | None]
     },
     "mail": {
         "store": (str, "maildir", _one_of("maildir", "readonly", "flat", "inbox-only")),
-        "fetch_helper": (bool, False, None),
+        "fetch_helper": (bool, True, None),
     },
     "idle": {
         "keepalive": (Number, 120, _positive),

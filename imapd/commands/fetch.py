@@ -436,25 +436,12 @@ def _derived_column(name: str) -> _Column:
     return _Column(key, lambda msg: msg.build_wire(key, builder), builder)
 
 
-class _BuildAll:
-    """What a helper process computes per message: every column's value and
-    the parsed structure (cached as "mime", as MessageData.root does)."""
-
-    def __init__(self, builders: list[Callable[[bytes, Any], bytes]]) -> None:
-        self.builders = builders
-
-    def __call__(self, data: bytes) -> tuple[list[bytes], Any]:
-        from ..mime import parse_message
-
-        root = parse_message(data)
-        return [b(data, root) for b in self.builders], root.to_cache()
-
-
 # A FETCH that finds this many values missing, with at least HELP_MIN
 # messages still to go, shares the building with a helper process (when
 # fetch_helper is on; see store/maildir/prebuild.py).
 HELP_AFTER = 32
 HELP_MIN = 1024
+HELPER_MEMOS = 64  # entries in each of a helper's memos (see mime.wire.DerivedValues)
 
 
 def _header_column(item: FetchItem, key: str) -> _Column:
@@ -542,7 +529,8 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], u
                     if not misses_to_help:
                         rest = uids[i + 1 :]
                         if len(rest) >= HELP_MIN:
-                            helper = mailbox.build_ahead(rest, _BuildAll([c.from_bytes for c in columns]))
+                            derived = tuple(n for n in names if n in _DERIVED)  # (the columns, in order)
+                            helper = mailbox.build_ahead(rest, ("imapd.mime.wire", "DerivedValues", (derived, HELPER_MEMOS)))
                 built = helper.take(uid) if helper is not None else None
                 if built is not None:
                     new, mime = built

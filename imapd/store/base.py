@@ -375,11 +375,14 @@ class Mailbox(abc.ABC):
     def cache_put(self, uid: int, key: str, value: object) -> None:
         """Remember a derived value; it must be dropped if the message changes."""
 
-    def build_ahead(self, uids: Sequence[int], build: Callable[[bytes], Any]) -> Any:
-        """Optionally compute `build(message bytes)` for some of `uids` in a
-        helper process while the caller works on the others.  Returns a handle
-        with `take(uid)` (the value, or None: compute it yourself; called in
-        ascending UID order) and `close()`, or None.  The default has no helper."""
+    def build_ahead(self, uids: Sequence[int], builder: tuple[str, str, tuple[Any, ...]]) -> Any:
+        """Optionally compute, in a helper process while the caller works on
+        the others, for some of `uids`, the value of the builder named by
+        `builder` -- (module, attribute, arguments): the callable is
+        `getattr(module, attribute)(*arguments)`, applied to the message's
+        bytes.  Returns a handle with `take(uid)` (the value, or None:
+        compute it yourself; called in ascending UID order) and `close()`,
+        or None.  The default has no helper."""
         return None
 
     def status(self, items: Iterable[str] | None = None) -> MailboxStatus:

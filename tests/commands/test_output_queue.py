@@ -23,7 +23,10 @@ def _drain_through_pipe(s: Session, capacity: int = 4096) -> bytes:
         transport = StdioTransport(rfd=r, wfd=w)
         got = bytearray()
         writes = 0
-        while s.has_output():
+        while True:
+            s.pump()  # (as the session loop does: a command stops at the output limit)
+            if not s.has_output():
+                break
             n = s.write_output(transport)
             writes += 1
             assert n <= capacity

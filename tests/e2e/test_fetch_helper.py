@@ -1,8 +1,8 @@
-"""A cold FETCH of ENVELOPE and BODYSTRUCTURE over many messages shares the
-parsing with a forked helper process (imapd/store/maildir/prebuild.py).
+"""A cold FETCH of ENVELOPE and BODYSTRUCTURE over many messages hands the
+parsing to helper processes (imapd/store/maildir/prebuild.py), by default.
 Through the real `imapd`: the answer is byte for byte the one a single
-process gives, the values it cached serve the next session, and the helper
-never outlives the command, even when the client goes away in the middle."""
+process gives, the values it cached serve the next session, and no helper
+outlives the command, even when the client goes away in the middle."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import time
 import pytest
 
 from harness import ImapPipe, chown_tree, config_file, deliver, make_maildir, mail_user, remove_maildir
-from imapd.store.maildir.prebuild import can_fork_helper
+from imapd.store.maildir.prebuild import helpers_to_use
 
 COUNT = 1500  # enough for the helper to start (fetch.HELP_AFTER misses, HELP_MIN to go)
 
@@ -80,11 +80,10 @@ def fetch_all(root: str, user, cfg: str | None = None) -> list[bytes]:
 
 def test_answer_is_the_single_process_answer_and_is_cached(copy_of, user):
     alone = config_file("[mail]\nfetch_helper = false\n")
-    helped = config_file("[mail]\nfetch_helper = true\n")
     try:
-        single = fetch_all(copy_of(), user)  # (the default: one process)
+        single = fetch_all(copy_of(), user, alone)
         shared_root = copy_of()
-        shared = fetch_all(shared_root, user, helped)
+        shared = fetch_all(shared_root, user)  # (the default: helpers)
         assert len(shared) == COUNT + 1 and shared[-1].endswith(b"OK FETCH completed")
         assert shared == single
         # the next session answers from the cache the shared build filled
@@ -97,7 +96,6 @@ def test_answer_is_the_single_process_answer_and_is_cached(copy_of, user):
             assert b'Content-Type: application/pdf; name="f%d.pdf"' % (COUNT - 1) in part[0]
     finally:
         os.unlink(alone)
-        os.unlink(helped)
 
 
 def children_of(pid: int) -> list[int]:
@@ -124,10 +122,14 @@ def test_helper_ends_with_the_session_when_the_client_goes_away(copy_of, user):
         c.read_some()
         deadline = time.monotonic() + 10
         helpers = children_of(c.proc.pid)
-        while can_fork_helper() and not helpers and time.monotonic() < deadline:
+        while helpers_to_use() and len(helpers) < helpers_to_use() and time.monotonic() < deadline:
             time.sleep(0.05)
             helpers = children_of(c.proc.pid)
-        assert len(helpers) == (1 if can_fork_helper() else 0)
+        assert len(helpers) == helpers_to_use()
+        client_ends = {os.readlink(f"/proc/{c.proc.pid}/fd/{fd}") for fd in (0, 1, 2)}
+        for pid in helpers:  # the client's connection is never a helper's
+            ends = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in (0, 1, 2)}
+            assert not ends & client_ends and os.readlink(f"/proc/{pid}/fd/2") == os.devnull
         c.proc.stdout.close()  # the client vanishes in the middle of the answer
         c.proc.stdin.close()
         assert c.proc.wait(10) == 0
@@ -139,8 +141,9 @@ def test_helper_ends_with_the_session_when_the_client_goes_away(copy_of, user):
         os.unlink(small)
 
 
-def test_by_default_one_process_does_the_work(copy_of, user):
-    small = config_file("[limits]\noutput_buffer = 65536\n")  # imapd stops soon when nobody reads
+def test_with_fetch_helper_off_one_process_does_the_work(copy_of, user):
+    # imapd stops soon when nobody reads
+    small = config_file("[limits]\noutput_buffer = 65536\n[mail]\nfetch_helper = false\n")
     try:
         with ImapPipe(["--maildir", copy_of(), "--config", small], user) as c:
             c.command("SELECT INBOX")

@@ -29,7 +29,7 @@ def test_the_sample_config_is_read_without_tomllib():
         text = f.read()
     got = parse(text)
     assert got is not None and got == tomllib.loads(text)
-    assert got["mail"]["fetch_helper"] is False and got["auth"]["failure_delay"] == 2.0
+    assert got["mail"]["fetch_helper"] is True and got["auth"]["failure_delay"] == 2.0
 
 
 @pytest.mark.parametrize("text", [

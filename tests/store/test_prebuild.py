@@ -1,4 +1,4 @@
-"""Building values from many message files together with a forked helper
+"""Building values from many message files together with a helper process
 (imapd/store/maildir/prebuild.py), on a real Maildir: every value arrives,
 in order, whoever built it; a helper that dies or a file that vanishes only
 means the caller builds that message itself; no helper outlives its use."""
@@ -18,9 +18,12 @@ from imapd.store.maildir.layout import O_FILE
 COUNT = 3 * prebuild.BATCH + 17  # several batches for each process, and a ragged last one
 
 
-def digest(data: bytes) -> tuple[int, bytes]:
-    """A pure function of the message bytes, as FETCH's builder is."""
-    return len(data), data.split(b"\r\n", 2)[1]
+BUILDER = ("imapd.mime.wire", "DerivedValues", (("ENVELOPE", "BODYSTRUCTURE"),))  # FETCH's
+
+
+def digest(data: bytes) -> object:
+    """What the named builder makes of the message bytes, in this process."""
+    return prebuild.make_builder(BUILDER)(data)
 
 
 @pytest.fixture
@@ -35,8 +38,8 @@ def mailbox(tmp_path):
     s.close()
 
 
-def start(mb, uids):
-    return prebuild.start(list(uids), mb._locate, digest, O_FILE, mb._adopt_read)
+def start(mb, uids, count=2):
+    return prebuild.start(uids, mb._locate, BUILDER, O_FILE, mb._adopt_read, [mb._f.cur_fd, mb._f.new_fd], count)
 
 
 def gone(pid: int) -> bool:
@@ -48,16 +51,18 @@ def gone(pid: int) -> bool:
     return False
 
 
-def test_every_value_arrives_in_order_and_the_helper_is_reaped(mailbox):
+@pytest.mark.parametrize("count", [1, 2])
+def test_every_value_arrives_in_order_and_the_helpers_are_reaped(mailbox, count):
     uids = mailbox.uids()
-    shared = start(mailbox, uids)
-    assert shared is not None and shared.pid > 0
-    pid = shared.pid
+    shared = start(mailbox, uids, count)
+    assert shared is not None and len(shared.helpers) == count
+    pids = [h.pid for h in shared.helpers]
     for u in uids:
         assert shared.take(u) == digest(mailbox.read(u)), u
         assert mailbox.size(u) == len(mailbox.read(u))
+    assert shared.received == shared.nbatches and not shared.mine  # every batch built by a helper
     shared.close()
-    assert gone(pid)
+    assert all(gone(pid) for pid in pids)
 
 
 def test_a_subset_of_uids_and_uids_it_was_not_given(mailbox):
@@ -96,7 +101,8 @@ def test_a_helper_that_dies_leaves_the_rest_to_the_caller(mailbox):
     assert shared is not None
     try:
         assert shared.take(uids[0]) == digest(mailbox.read(uids[0]))
-        os.kill(shared.pid, signal.SIGKILL)
+        for h in shared.helpers:
+            os.kill(h.pid, signal.SIGKILL)
         for u in uids[1:]:
             got = shared.take(u)  # never waits for the dead helper
             # what it built before it died is good; the rest falls to the caller
@@ -112,4 +118,4 @@ def test_too_few_files_start_no_helper(mailbox):
 
 def test_build_ahead_refuses_uids_out_of_order(mailbox):
     uids = mailbox.uids()
-    assert mailbox.build_ahead(list(reversed(uids)), digest) is None
+    assert mailbox.build_ahead(list(reversed(uids)), BUILDER) is None

@@ -465,19 +465,19 @@ class MaildirMailbox(Mailbox):
             self._mtime[p] = mtime
             self._index_dirty = True
 
-    def build_ahead(self, uids: Sequence[int], build: Callable[[bytes], Any]) -> Any:
-        """`build(wire bytes)` (a pure function, its result marshal-able) for
-        each of `uids` (ascending), shared with a helper process; see
-        prebuild.  Returns its handle (`take(uid)` in UID order, `close()`),
-        or None when no helper can run (one core, fork failed)."""
-        from imapd.store.maildir.prebuild import can_fork_helper, start
+    def build_ahead(self, uids: Sequence[int], builder: tuple[str, str, tuple[Any, ...]]) -> Any:
+        """The value `builder` names (see prebuild) for each of `uids`
+        (ascending), shared with a helper process.  Returns its handle
+        (`take(uid)` in UID order, `close()`), or None when no helper can
+        run (one core, it failed to start)."""
+        from imapd.store.maildir.prebuild import helpers_to_use, start
 
-        if not can_fork_helper():
+        count = helpers_to_use()
+        if not count:
             return None
-        uids = list(uids)
         if any(map(int.__ge__, uids, uids[1:])):
             return None  # (results are matched up in ascending order)
-        return start(uids, self._locate, build, O_FILE, self._adopt_read)
+        return start(uids, self._locate, builder, O_FILE, self._adopt_read, [self._f.cur_fd, self._f.new_fd], count)
 
     def _locate(self, uid: int) -> tuple[int, str] | None:
         p = self._pos(uid)

@@ -1,30 +1,36 @@
-"""Values built from many message files by this process and a forked helper
-process together, batch by batch, each taking the next batch when free.
+"""Values built from many message files by this process and a helper
+process together, batch by batch.
 
 A cold `FETCH 1:* (ENVELOPE BODYSTRUCTURE)` reads and parses every message:
 bound by one core.  With a helper on a second core it takes about half the
-time.  The batches are numbered tokens in a pipe that both processes read
-from; the answer still goes out in UID order: when the next batch due is
-the helper's and not yet back, this process takes another batch itself
-instead of waiting.  So neither process idles while work is left, however
-the machine's load falls on them.
+time.  This process hands the helper batches of file names a few ahead and
+builds batches itself while the next one due from the helper is not back,
+so neither idles while work is left, however the machine's load falls on
+them; the answer still goes out in UID order.
 
-Only with `fetch_helper = true` in `[mail]`: the helper's private pages
-(copy-on-write of what it touches, about 27 MB at 100,000 messages) take
-such a session past the memory a session may use, so it is off by default.
+The helper is a fresh interpreter (this same Python, spawned, not forked)
+that imports only the parser: a fork would share this process's pages
+until it wrote to them, and every object it touched (reference counts, the
+allocator's free lists) became a private copy -- 26 MB of them at 100,000
+messages.  A fresh one holds only what it uses.
 
-The helper only reads message files and runs a pure function on their wire
-bytes.  It writes no file, takes no lock and closes the client's
-descriptors at once; results come back over a pipe, one marshal frame per
-message.  Whatever goes wrong in the helper just ends it: this process
-then builds the rest itself, as it would without one.
+The helper only reads message files (through the directory descriptors it
+is given) and runs a builder on their wire bytes.  It writes no file and
+takes no lock; its standard error goes nowhere (the client's connection is
+never its own).  Requests and results are marshal frames over two pipes.
+Whatever goes wrong in the helper just ends it: this process then builds
+the rest itself, as it would without one.  When this process ends, the
+helper reads the end of its requests and ends too.
+
+A builder is named, not passed: (module, attribute, arguments), and
+`getattr(module, attribute)(*arguments)` is the callable -- each process
+makes its own.
 """
 
 from __future__ import annotations
 
 import marshal
 import os
-import select
 import signal
 from _bisect import bisect_left
 from stat import S_ISREG
@@ -32,20 +38,34 @@ from stat import S_ISREG
 from .message import read_wire
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator
+    from typing import Any, Callable, Sequence
+
+    BuilderName = tuple[str, str, tuple[Any, ...]]
 
 BATCH = 128  # messages per batch
+AHEAD = 3  # batches a helper has queued at most
+MAX_HELPERS = 2
 PIPE_SIZE = 1 << 20  # results the helper may run ahead by (a larger pipe where allowed)
+STALL = 30.0  # seconds the helper may take over one batch before it is given up
 _LEN = 4  # frame header: payload length, little-endian
-_TOKEN = 4  # a batch number in the token pipe
+_FIRST_DIR_FD = 3  # the helper's directory descriptors: 3, 4, ... (0 and 1 are the pipes)
 
 
-def can_fork_helper() -> bool:
-    """A helper pays off only with a second core to run on."""
+def helpers_to_use() -> int:
+    """How many helpers pay off: none on one core; otherwise one per core,
+    at most MAX_HELPERS (each holds a few megabytes)."""
     try:
-        return len(os.sched_getaffinity(0)) > 1
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return (os.cpu_count() or 1) > 1
+        cores = os.cpu_count() or 1
+    return 0 if cores < 2 else min(cores, MAX_HELPERS)
+
+
+def make_builder(name: BuilderName) -> Callable[[bytes], Any]:
+    import importlib
+
+    module, attribute, args = name
+    return getattr(importlib.import_module(module), attribute)(*args)  # type: ignore[no-any-return]
 
 
 def build_file(uid: int, dirfd: int, name: str, build: Callable[[bytes], Any], open_flags: int) -> tuple[Any, ...]:
@@ -66,230 +86,328 @@ def build_file(uid: int, dirfd: int, name: str, build: Callable[[bytes], Any], o
         return (uid,)
 
 
+def _write_frame(fd: int, payload: bytes, batch: int = -1) -> None:
+    """A request: length, payload; a result: length, batch number, payload."""
+    head = len(payload).to_bytes(_LEN, "little")
+    if batch >= 0:
+        head += batch.to_bytes(_LEN, "little")
+    view = memoryview(head + payload)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_exactly(fd: int, n: int) -> bytes | None:
+    parts = []
+    while n:
+        chunk = os.read(fd, n)
+        if not chunk:
+            return None
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
+
+
+def helper_main() -> None:
+    """The helper process: requests on its standard input, results on its
+    standard output, directories as descriptors 3, 4, ...  The first
+    request names the builder and the open flags; each after it is
+    (batch, [(uid, directory number, file name), ...]), answered with the
+    batch number and [build_file(...) for each].  Ends at the end of its
+    input."""
+    from imapd.memory import note_parsed
+
+    code = 1
+    try:
+        head = _read_exactly(0, _LEN)
+        first = head and _read_exactly(0, int.from_bytes(head, "little"))
+        if first:
+            name, open_flags = marshal.loads(first)
+            build = make_builder(name)
+            while True:
+                head = _read_exactly(0, _LEN)
+                payload = head and _read_exactly(0, int.from_bytes(head, "little"))
+                if not payload:
+                    break
+                batch, todo = marshal.loads(payload)
+                out = []
+                size = 0
+                for uid, slot, file_name in todo:
+                    got = build_file(uid, _FIRST_DIR_FD + slot, file_name, build, open_flags)
+                    if len(got) > 2:
+                        size += got[2]
+                    out.append(got)
+                _write_frame(1, marshal.dumps(out), batch)
+                note_parsed(size)
+        code = 0
+    except BaseException:  # noqa: BLE001 - the server builds what is missing; nobody reads our errors
+        pass
+    os._exit(code)
+
+
+_HELPER_CODE = ("import sys; sys.path.insert(0, %r); "
+                "from imapd.store.maildir.prebuild import helper_main; helper_main()")
+
+
+def _spawn(dirs: list[int]) -> tuple[int, int, int]:
+    """Start a helper; (pid, its request pipe, its result pipe).  OSError if
+    it cannot start."""
+    import sys
+
+    import imapd
+
+    exe = sys.executable
+    if not exe:
+        raise OSError("no interpreter to start")
+    import fcntl
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(imapd.__file__)))
+    opened: list[int] = []
+    try:
+        req_r, req_w = os.pipe()
+        opened += (req_r, req_w)
+        res_r, res_w = os.pipe()
+        opened += (res_r, res_w)
+        try:
+            fcntl.fcntl(res_w, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:
+            pass  # the default size: the helper runs less far ahead
+        # every descriptor the helper gets is first copied above the numbers
+        # it will have there, so no dup2 lands on another one's source
+        low = _FIRST_DIR_FD + len(dirs)
+        sources = [req_r, res_w, *dirs]
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, low) for fd in sources]
+        opened += high
+        actions = [(os.POSIX_SPAWN_DUP2, high[0], 0), (os.POSIX_SPAWN_DUP2, high[1], 1),
+                   (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
+        actions += [(os.POSIX_SPAWN_DUP2, fd, _FIRST_DIR_FD + i) for i, fd in enumerate(high[2:])]
+        # no site, no current directory on the path: it imports imapd from
+        # where this process did.  Its environment is only its allocator's
+        # settings: the C library's (which hands freed memory back when
+        # trimmed; Python's own keeps whole arenas for a few objects each),
+        # and a fixed mmap threshold, so a large message's buffers go back
+        # to the system when freed instead of staying in the heap
+        argv = [exe, "-S", "-P", "-c", _HELPER_CODE % root]
+        env = {"PYTHONMALLOC": "malloc",
+               "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072"}
+        pid = os.posix_spawn(exe, argv, env, file_actions=actions,
+                             setsigdef=(signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
+    except BaseException:
+        for fd in opened:
+            os.close(fd)
+        raise
+    for fd in (req_r, res_w, *high):
+        os.close(fd)
+    return pid, req_w, res_r
+
+
+class _Helper:
+    """One helper process as this process sees it."""
+
+    __slots__ = ("pid", "requests", "results", "sent", "buf")
+
+    def __init__(self, pid: int, requests: int, results: int) -> None:
+        self.pid = pid
+        self.requests = requests  # write end of its input
+        self.results = results  # read end of its output
+        self.sent: list[int] = []  # batches given to it, not back yet, in order
+        self.buf = bytearray()  # its output read so far
+
+
 class SharedBuild:
     """This process's end: `take(uid)` in ascending UID order; `close()`."""
 
     def __init__(
         self,
-        uids: list[int],
+        uids: Sequence[int],
         locate: Callable[[int], tuple[int, str] | None],
-        build: Callable[[bytes], Any],
+        builder: BuilderName,
         open_flags: int,
         on_file: Callable[[int, float, int], bool],
+        dirs: list[int],
     ) -> None:
         self.uids = uids
         self.locate = locate  # uid -> (directory fd, file name); None if gone
-        self.build = build
+        self.builder = builder
+        self.build: Callable[[bytes], Any] | None = None  # this process's own, made if ever needed
         self.open_flags = open_flags
         self.on_file = on_file
+        self.dirs = {fd: i for i, fd in enumerate(dirs)}  # directory fd -> its number in the helpers
         self.nbatches = -(-len(uids) // BATCH)
-        self.pid = 0
-        self.tokens = -1  # read end of the token pipe
-        self.results = -1  # read end of the helper's result pipe
-        self.taken = -1  # the highest batch number taken by either process so far
+        self.helpers: list[_Helper] = []  # those still working
+        self.reaped: list[int] = []  # pids of helpers given up, to be waited for
+        self.owner: dict[int, _Helper] = {}  # batch -> the helper building it
+        self.next_free = 0  # the lowest batch given to nobody yet
+        self._current = -1  # the batch take() was last asked from
+        self.received = 0  # batches the helpers built
         self.mine: dict[int, dict[int, tuple[Any, ...]]] = {}  # batch -> built here, by UID
-        self.theirs: dict[int, tuple[Any, ...]] = {}  # the helper's frames read ahead, by UID
-        self._buf = bytearray()
-        self._poll: Any = None
+        self.theirs: dict[int, Any] = {}  # batch -> a helper's, by UID (or as it came)
+        import select  # (not at the top: loading it costs a helper about 1 MB of its own)
 
-    # ------------------------------------------------------------ helper
-    def start(self) -> bool:
-        """Fill the token pipe and fork the helper; False if impossible."""
-        tokens = b"".join(b.to_bytes(_TOKEN, "little") for b in range(self.nbatches))
-        fds: list[int] = []
+        self._poll = select.poll()
+        self._POLLIN = select.POLLIN
+
+    # ------------------------------------------------------------ helpers
+    def start(self, count: int, dirs: list[int]) -> bool:
+        """Start up to `count` helpers; False if none started."""
+        first = marshal.dumps((self.builder, self.open_flags))
+        for _ in range(count):
+            try:
+                h = _Helper(*_spawn(dirs))
+            except OSError:
+                break
+            self.helpers.append(h)
+            self._poll.register(h.results, self._POLLIN)
+            try:
+                _write_frame(h.requests, first)
+            except OSError:
+                self._lost(h)
+        self._refill()
+        return bool(self.helpers)
+
+    def _lost(self, h: _Helper) -> None:
+        """A helper is gone, garbled or stuck: stop it; what it had is built here."""
+        if h not in self.helpers:
+            return
+        self.helpers.remove(h)
+        self._poll.unregister(h.results)
+        os.close(h.requests)
+        os.close(h.results)
+        for b in h.sent:
+            del self.owner[b]
+        h.sent.clear()
+        h.buf.clear()
         try:
-            tr, tw = os.pipe()
-            fds += (tr, tw)
-            rr, rw = os.pipe()
-            fds += (rr, rw)
-            import fcntl
-
-            if len(tokens) > 65536:
-                fcntl.fcntl(tw, fcntl.F_SETPIPE_SZ, len(tokens))
-            try:
-                fcntl.fcntl(rw, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-            except OSError:
-                pass  # the default size: the helper runs less far ahead
-            os.set_blocking(tw, False)
-            if os.write(tw, tokens) != len(tokens):
-                raise OSError("the batch numbers do not fit in a pipe")
-            os.close(tw)  # no writer left: an empty token pipe reads as EOF
-            fds.remove(tw)
-            from imapd.memory import trim
-
-            trim()  # the helper starts with what this process holds resident
-            pid = os.fork()
+            os.kill(h.pid, signal.SIGKILL)
         except OSError:
-            for fd in fds:
-                os.close(fd)
-            return False
-        if pid == 0:  # the helper: never returns
-            code = 1
-            try:
-                os.close(rr)
-                self._helper(tr, rw)
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(rw)
-        self.pid = pid
-        self.tokens = tr
-        self.results = rr
-        return True
+            pass
+        self.reaped.append(h.pid)
 
-    def _helper(self, tokens: int, results: int) -> None:
-        import gc
-
-        # What the server holds is shared with the helper until one of them
-        # writes to it; a collection would write to every object it scans.
-        gc.freeze()
-        # signals end the helper outright; the server's handlers and wakeup pipe are not its own
-        signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
-            signal.signal(sig, signal.SIG_DFL)
-        for fd in (0, 1, 2):  # the client's connection stays the server's alone
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        from imapd.memory import note_parsed
-
-        while True:
-            token = os.read(tokens, _TOKEN)
-            if len(token) < _TOKEN:
+    def _refill(self) -> None:
+        """Keep AHEAD batches queued at each helper, handed out in order to
+        the one with the fewest."""
+        while self.helpers and self.next_free < self.nbatches:
+            h = min(self.helpers, key=lambda h: len(h.sent))
+            if len(h.sent) >= AHEAD:
                 return
-            b = int.from_bytes(token, "little")
-            out = bytearray()
-            size = 0
-            for got in self._batch(b):
-                if len(got) > 2:
-                    size += got[2]
-                frame = marshal.dumps(got)
-                out += len(frame).to_bytes(_LEN, "little") + frame
-            note_parsed(size)
-            view = memoryview(out)
-            while view:
-                view = view[os.write(results, view) :]
-
-    # ------------------------------------------------------------ parent
-    def _claim(self) -> int:
-        """The next free batch number, now this process's; -1 when none is left."""
-        if self.tokens < 0:
-            return -1
-        try:
-            token = os.read(self.tokens, _TOKEN)
-        except OSError:
-            token = b""
-        if len(token) < _TOKEN:  # every batch is taken: the rest are the helper's
-            os.close(self.tokens)
-            self.tokens = -1
-            self.taken = self.nbatches - 1
-            return -1
-        self.taken = int.from_bytes(token, "little")
-        return self.taken
-
-    def _batch(self, b: int) -> Iterator[tuple[Any, ...]]:
-        """build_file's answer for each message of batch `b`."""
-        build, flags, locate = self.build, self.open_flags, self.locate
-        for uid in self.uids[b * BATCH : (b + 1) * BATCH]:
-            where = locate(uid)
-            yield (uid,) if where is None else build_file(uid, where[0], where[1], build, flags)
-
-    def _build_here(self, b: int) -> None:
-        from imapd.memory import note_parsed
-
-        built = self.mine[b] = {}
-        size = 0
-        for got in self._batch(b):
-            built[got[0]] = got
-            if len(got) > 2:
-                size += got[2]
-        note_parsed(size)
-
-    def _helper_has_output(self) -> bool:
-        if self.results < 0 or len(self._buf) >= _LEN:
-            return True
-        if self._poll is None:
-            self._poll = select.poll()
-            self._poll.register(self.results, select.POLLIN)
-        return bool(self._poll.poll(0))
-
-    def _read_theirs(self, uid: int) -> tuple[Any, ...] | None:
-        """The helper's frames up to the one for `uid` (waiting for them);
-        None if the helper ended first."""
-        buf = self._buf
-        while True:
-            while len(buf) >= _LEN:
-                n = int.from_bytes(buf[:_LEN], "little")
-                if len(buf) < _LEN + n:
-                    break
-                try:
-                    got = marshal.loads(bytes(buf[_LEN : _LEN + n]))
-                except (ValueError, EOFError, TypeError):
-                    got = None
-                if type(got) is not tuple or not got or type(got[0]) is not int:
-                    self._stop_reading()  # garbled: trust nothing more from it
-                    return None
-                del buf[: _LEN + n]
-                if got[0] == uid:
-                    return got  # type: ignore[no-any-return]
-                if got[0] > uid:
-                    self.theirs[got[0]] = got
-            if self.results < 0:
-                return None
+            b = self.next_free
+            self.next_free += 1
+            todo = []
+            for uid in self.uids[b * BATCH : (b + 1) * BATCH]:
+                where = self.locate(uid)
+                if where is not None and where[0] in self.dirs:
+                    todo.append((uid, self.dirs[where[0]], where[1]))
             try:
-                chunk = os.read(self.results, PIPE_SIZE)
+                _write_frame(h.requests, marshal.dumps((b, todo)))
+            except (OSError, ValueError):
+                self._lost(h)
+                continue
+            h.sent.append(b)
+            self.owner[b] = h
+
+    def _frames(self, h: _Helper) -> None:
+        """Take in the batches complete in `h`'s output (kept as they came:
+        decoded only when their turn comes, so batches read ahead stay
+        small)."""
+        buf = h.buf
+        while len(buf) >= 2 * _LEN:
+            n = int.from_bytes(buf[:_LEN], "little")
+            if len(buf) < 2 * _LEN + n:
+                return
+            b = int.from_bytes(buf[_LEN : 2 * _LEN], "little")
+            if not h.sent or b != h.sent[0]:
+                self._lost(h)  # garbled: trust nothing more from it
+                return
+            self.theirs[b] = bytes(buf[2 * _LEN : 2 * _LEN + n])
+            del buf[: 2 * _LEN + n]
+            del h.sent[0]
+            del self.owner[b]
+            self.received += 1
+
+    def _wait(self, timeout: float = STALL) -> None:
+        """Read what the helpers have written, waiting up to `timeout`
+        seconds for some; then hand out batches to those that have room."""
+        try:
+            ready = self._poll.poll(timeout * 1000)
+        except InterruptedError:
+            return
+        if not ready:
+            if timeout >= STALL:  # helpers this slow are stuck: do without them
+                for h in list(self.helpers):
+                    self._lost(h)
+            return
+        by_fd = {h.results: h for h in self.helpers}
+        for fd, _ in ready:
+            h = by_fd.get(fd)
+            if h is None:
+                continue
+            try:
+                chunk = os.read(fd, PIPE_SIZE)
             except InterruptedError:
                 continue
             except OSError:
                 chunk = b""
-            if not chunk:  # the helper ended (or died): the rest is built the usual way
-                self._stop_reading()
-                return None
-            buf += chunk
+            if not chunk:  # it ended (or died): the rest is built without it
+                self._lost(h)
+                continue
+            h.buf += chunk
+            self._frames(h)
+        self._refill()
 
-    def _stop_reading(self) -> None:
-        if self.results >= 0:
-            os.close(self.results)
-            self.results = -1
-        self._buf.clear()
+    def _build_here(self, b: int) -> None:
+        from imapd.memory import note_parsed
 
+        if self.build is None:
+            self.build = make_builder(self.builder)
+        built = self.mine[b] = {}
+        build, flags, locate = self.build, self.open_flags, self.locate
+        size = 0
+        for uid in self.uids[b * BATCH : (b + 1) * BATCH]:
+            where = locate(uid)
+            got = (uid,) if where is None else build_file(uid, where[0], where[1], build, flags)
+            if len(got) > 2:
+                size += got[2]
+            built[uid] = got
+        note_parsed(size)
+
+    # ------------------------------------------------------------ parent
     def take(self, uid: int) -> Any:
-        """What was built for `uid` (here or by the helper), or None: build it
-        the usual way (not in `files`, unreadable, or the helper is gone)."""
+        """What was built for `uid` (by a helper, or here when none is left),
+        or None: build it the usual way (not in `uids`, or unreadable)."""
         i = bisect_left(self.uids, uid)
         if i == len(self.uids) or self.uids[i] != uid:
             return None
         b = i // BATCH
-        mine = self.mine
-        if len(mine) > 1:
-            for old in [k for k in mine if k < b]:  # passed: never asked for again
-                del mine[old]
-        theirs = self.theirs
-        if len(theirs) > 4 * BATCH:
-            for old in [k for k in theirs if k < uid]:
-                del theirs[old]
-        while self.taken < b:
-            t = self._claim()
-            if t < 0:
-                break
-            if t >= b:
-                self._build_here(t)
+        mine, theirs = self.mine, self.theirs
+        if b != self._current:  # a new batch: forget those passed, keep the helpers busy
+            self._current = b
+            for done in (mine, theirs):
+                for old in [k for k in done if k < b]:  # never asked for again
+                    del done[old]
+            if self.helpers:
+                self._wait(0)
+        while b not in mine and b not in theirs:
+            if b in self.owner:
+                self._wait()
+            elif b >= self.next_free and self.helpers:
+                self.next_free = b  # the batches before it were never asked for
+                self._refill()
+                if b not in self.owner:  # (every queue is full of those)
+                    self._build_here(b)
             else:
-                mine[t] = {}  # a batch nothing was asked from: build nothing
-        got: tuple[Any, ...] | None
-        if b in mine:
-            got = mine[b].get(uid)
-        else:
-            got = theirs.pop(uid, None)
-            if got is None:
-                # the helper's batch: while it is not back, build the next one here
-                while not self._helper_has_output():
-                    t = self._claim()
-                    if t < 0:
-                        break
-                    self._build_here(t)
-                got = self._read_theirs(uid)
+                self._build_here(b)  # no helper left, or its helper was lost
+        table = mine.get(b)
+        if table is None:
+            table = theirs[b]
+            if type(table) is bytes:
+                from imapd.memory import note_parsed
+
+                note_parsed(len(table))  # (what is decoded here is dropped soon: trimmed now and then)
+                try:
+                    table = {t[0]: t for t in marshal.loads(table)}
+                except (ValueError, EOFError, TypeError, IndexError):
+                    table = {}  # garbled: the caller builds these the usual way
+                theirs[b] = table
+        got = table.get(uid)
         if got is None or len(got) < 4:
             return None
         _, mtime, wire_size, value = got
@@ -298,40 +416,37 @@ class SharedBuild:
         return value
 
     def close(self) -> None:
-        """Stop the helper (if it still runs) and reap it."""
-        if self.tokens >= 0:
-            os.close(self.tokens)
-            self.tokens = -1
-        if self.results >= 0:
-            os.close(self.results)
-            self.results = -1
-        if self.pid > 0:
+        """Stop the helpers (if they still run) and reap them."""
+        for h in list(self.helpers):
+            self._lost(h)
+        for pid in self.reaped:
             try:
-                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
             except OSError:
                 pass
-            try:
-                os.waitpid(self.pid, 0)
-            except OSError:
-                pass
-            self.pid = 0
+        self.reaped.clear()
 
     def __del__(self) -> None:
         self.close()
 
 
 def start(
-    uids: list[int],
+    uids: Sequence[int],
     locate: Callable[[int], tuple[int, str] | None],
-    build: Callable[[bytes], Any],
+    builder: BuilderName,
     open_flags: int,
     on_file: Callable[[int, float, int], bool],
+    dirs: list[int],
+    count: int = 1,
 ) -> SharedBuild | None:
-    """Share building `build(wire bytes)` for the message file of each of
-    `uids` (ascending; `locate` gives its directory fd and name, and works in
-    the helper too: it runs on the helper's copy of this process) with a
-    forked helper; None if none can start."""
+    """Hand building the value `builder` names for the message file of each
+    of `uids` (ascending, a list or an array: no int object per UID;
+    `locate` gives its directory fd, one of `dirs`, and name) to `count`
+    helper processes; None if none can start."""
     if len(uids) < 2 * BATCH:
         return None
-    shared = SharedBuild(uids, locate, build, open_flags, on_file)
-    return shared if shared.start() else None
+    shared = SharedBuild(uids, locate, builder, open_flags, on_file, dirs)
+    if shared.start(count, dirs):
+        return shared
+    shared.close()
+    return None

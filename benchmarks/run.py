@@ -380,7 +380,9 @@ def main(argv: list[str] | None = None) -> int:
                     for _ in range(2):
                         prime(ctx, server, primed[server.name])
                 primed_done = True
-            log(f"{sc.name}: {sc.description or sc.metrics[0].label}")
+            title = sc.description or sc.metrics[0].label.format(append=opts.append_count,
+                                                                 idle_cpu=opts.idle_cpu_seconds)
+            log(f"{sc.name}: {title}")
             t = time.monotonic()
             results[sc.name] = run_scenario(ctx, sc, log)
             log(f"  ({time.monotonic() - t:.1f} s)")

@@ -1,14 +1,13 @@
-"""Values built from many message files by this process and a helper
-process together, batch by batch.
+"""Values built from many message files by helper processes, batch by
+batch, while this process caches and answers.
 
 A cold `FETCH 1:* (ENVELOPE BODYSTRUCTURE)` reads and parses every message:
-bound by one core.  With a helper on a second core it takes about half the
-time.  This process hands the helper batches of file names a few ahead and
-builds batches itself while the next one due from the helper is not back,
-so neither idles while work is left, however the machine's load falls on
-them; the answer still goes out in UID order.
+in one process, bound by one core.  This process hands each helper batches
+of file names, a few ahead, and takes the results in UID order; it builds a
+batch itself only when no helper is left (none started, or each died,
+garbled its output or stalled).  One helper per core, at most MAX_HELPERS.
 
-The helper is a fresh interpreter (this same Python, spawned, not forked)
+A helper is a fresh interpreter (this same Python, spawned, not forked)
 that imports only the parser: a fork would share this process's pages
 until it wrote to them, and every object it touched (reference counts, the
 allocator's free lists) became a private copy -- 26 MB of them at 100,000
@@ -18,9 +17,9 @@ The helper only reads message files (through the directory descriptors it
 is given) and runs a builder on their wire bytes.  It writes no file and
 takes no lock; its standard error goes nowhere (the client's connection is
 never its own).  Requests and results are marshal frames over two pipes.
-Whatever goes wrong in the helper just ends it: this process then builds
-the rest itself, as it would without one.  When this process ends, the
-helper reads the end of its requests and ends too.
+Whatever goes wrong in a helper just ends it: this process then builds
+that helper's batches itself, as it would without one.  When this process
+ends, a helper reads the end of its requests and ends too.
 
 A builder is named, not passed: (module, attribute, arguments), and
 `getattr(module, attribute)(*arguments)` is the callable -- each process

@@ -179,16 +179,12 @@ def _spawn(dirs: list[int]) -> tuple[int, int, int]:
         actions = [(os.POSIX_SPAWN_DUP2, high[0], 0), (os.POSIX_SPAWN_DUP2, high[1], 1),
                    (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
         actions += [(os.POSIX_SPAWN_DUP2, fd, _FIRST_DIR_FD + i) for i, fd in enumerate(high[2:])]
-        # no site, no current directory on the path: it imports imapd from
-        # where this process did.  Its environment is only its allocator's
-        # settings: the C library's (which hands freed memory back when
-        # trimmed; Python's own keeps whole arenas for a few objects each),
-        # and a fixed mmap threshold, so a large message's buffers go back
-        # to the system when freed instead of staying in the heap
-        argv = [exe, "-S", "-P", "-c", _HELPER_CODE % root]
-        env = {"PYTHONMALLOC": "malloc",
-               "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072"}
-        pid = os.posix_spawn(exe, argv, env, file_actions=actions,
+        # isolated (no environment, no site, no current directory on the
+        # path): it imports imapd from where this process did.  (The C
+        # allocator, or a fixed mmap threshold, saved it a megabyte or two
+        # but cost it 12-80% more time a message.)
+        argv = [exe, "-I", "-S", "-c", _HELPER_CODE % root]
+        pid = os.posix_spawn(exe, argv, {}, file_actions=actions,
                              setsigdef=(signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
     except BaseException:
         for fd in opened:

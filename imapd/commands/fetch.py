@@ -533,11 +533,9 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], u
                             helper = mailbox.build_ahead(rest, ("imapd.mime.wire", "DerivedValues", (derived, HELPER_MEMOS)))
                 built = helper.take(uid) if helper is not None else None
                 if built is not None:
-                    new, mime = built
-                    mailbox.cache_put(uid, "mime", mime)
-                    for c, v, b in zip(columns, values, new):
-                        if type(v) is not bytes:
-                            mailbox.cache_put(uid, c.key, b)
+                    new, mime = built  # (the structure comes marshalled, and is cached so)
+                    mailbox.cache_put_row(uid, [("mime", mime, True), *[
+                        (c.key, b, False) for c, v, b in zip(columns, values, new) if type(v) is not bytes]])
                     values = new
                 else:
                     msg = MessageData(mailbox, uid)

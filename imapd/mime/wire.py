@@ -214,7 +214,8 @@ class DerivedValues:
     """What a FETCH helper process builds per message: the wire values of
     the named items (ENVELOPE, BODY, BODYSTRUCTURE) and the parsed
     structure as the cache keeps it.  Made from the names alone, so the
-    helper, another interpreter, makes the same (see store prebuild).
+    helper, another interpreter, makes the same (see store prebuild).  The
+    structure comes marshalled: the server stores it as it is.
 
     `memo_max` bounds this process's memos of parsed and encoded values
     (types, parameters, addresses) to that many entries each: a helper's
@@ -232,8 +233,11 @@ class DerivedValues:
                   "BODYSTRUCTURE": lambda data, root: body_structure_wire(data, root, True)}
         self.makers = [makers[n] for n in names]
 
-    def __call__(self, data: bytes) -> tuple[list[bytes], object]:
+    def __call__(self, data: bytes) -> tuple[list[bytes], bytes]:
+        """(the items' wire values, `marshal.dumps` of the structure as cached)."""
+        import marshal
+
         from .structure import parse_message
 
         root = parse_message(data)
-        return [m(data, root) for m in self.makers], root.to_cache()
+        return [m(data, root) for m in self.makers], marshal.dumps(root.to_cache())

@@ -372,8 +372,15 @@ class Mailbox(abc.ABC):
         for u in uids:
             yield self.cache_get(u, key)
 
-    def cache_put(self, uid: int, key: str, value: object) -> None:
-        """Remember a derived value; it must be dropped if the message changes."""
+    def cache_put(self, uid: int, key: str, value: object, marshalled: bool = False) -> None:
+        """Remember a derived value; it must be dropped if the message changes.
+        With `marshalled`, `value` is `marshal.dumps` of the value (as a
+        helper process sends it: stored as it is, not decoded and encoded again)."""
+
+    def cache_put_row(self, uid: int, row: Iterable[tuple[str, object, bool]]) -> None:
+        """`cache_put` of several values of one message: (key, value, marshalled) each."""
+        for key, value, marshalled in row:
+            self.cache_put(uid, key, value, marshalled)
 
     def build_ahead(self, uids: Sequence[int], builder: tuple[str, str, tuple[Any, ...]]) -> Any:
         """Optionally compute, in a helper process while the caller works on

@@ -117,8 +117,7 @@ def test_find_raw_never_matches_across_two_values(dirfd):
 def _put_like_a_fetch(col, uids, value, mtime=1.0):
     """Put values as FETCH 1:* does: flushing whenever the column asks to."""
     for u in uids:
-        col.put(u, mtime, value(u))
-        if col.wants_flush():
+        if col.put(u, mtime, value(u)):
             col.flush(None)
 
 

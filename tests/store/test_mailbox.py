@@ -864,3 +864,27 @@ def test_new_files_are_numbered_in_delivery_time_order():
         _sort_maildir_names(got)
         assert got == sorted(names, key=_maildir_sort_key)
     assert _maildir_sort_key("\u00b2\u00b2.x") == (0, "\u00b2\u00b2.x")  # isdigit() but no int()
+
+
+def test_a_row_of_values_with_a_marshalled_one_reads_back_as_values(store, maildir):
+    import marshal
+
+    from imapd.store.maildir.cache import RUN_BYTES
+
+    n = 40
+    for i in range(n):
+        append(store, "INBOX", msg(i))
+    mb = store.open("INBOX")
+    big = b"x" * (RUN_BYTES // 8)  # several spills to the run on the way
+    for u in range(1, n + 1):
+        mb.cache_put_row(u, [("mime", marshal.dumps(("tree", u, [1, 2])), True),
+                             ("envelope.wire", b"env%d" % u + big, False)])
+    assert mb.cache_get(7, "mime") == ("tree", 7, [1, 2])  # (still pending or in the run)
+    mb.close()
+    s = open_store(maildir)
+    mb = s.open("INBOX")
+    for u in range(1, n + 1):
+        assert mb.cache_get(u, "mime") == ("tree", u, [1, 2])
+        assert mb.cache_get(u, "envelope.wire") == b"env%d" % u + big
+    mb.close()
+    s.close()

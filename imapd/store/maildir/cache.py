@@ -36,7 +36,7 @@ import os
 import struct
 from array import array
 from bisect import bisect_left
-from itertools import chain, islice
+from itertools import accumulate, chain, islice
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -354,8 +354,12 @@ class CacheColumn:
         return self.mtimes[i] if i >= 0 else None
 
     # ------------------------------------------------------------ writing
-    def put(self, uid: int, mtime: float, value: object) -> None:
-        kind, raw = _encode(value)
+    def put(self, uid: int, mtime: float, value: object, marshalled: bool = False) -> bool:
+        """Remember `value` (with `marshalled`: `marshal.dumps` of it) for
+        `uid`.  Returns whether pending values should be written out now
+        (bounded memory): early when they can go to the run, which is cheap
+        to extend."""
+        kind, raw = (MARSHAL, value) if marshalled and type(value) is bytes else _encode(value)
         old = self.pending.get(uid)
         if old is not None:
             self.pending_bytes -= len(old[2])
@@ -365,10 +369,6 @@ class CacheColumn:
         if uid <= self._last_put:
             self._in_order = False
         self._last_put = uid
-
-    def wants_flush(self) -> bool:
-        """Whether pending values should be written out now (bounded memory):
-        early when they can go to the run, which is cheap to extend."""
         return self.pending_bytes >= (RUN_BYTES if self._in_order and self.persistent else FLUSH_BYTES)
 
     def drop(self, uid: int) -> None:
@@ -429,14 +429,15 @@ class CacheColumn:
         if self.run_fd < 0:
             self.run_fd = _temp_file(self.dir_fd, self.key)
         start = self.run_offs[-1]
-        _write_all(self.run_fd, b"".join([v[2] for v in self.pending.values()]), start)
-        at = start  # the directory grows only once the values are written
-        for uid, (mtime, kind, raw) in self.pending.items():
-            self.run_uids.append(uid)
-            self.run_mtimes.append(mtime)
-            self.run_kinds.append(kind)
-            at += len(raw)
-            self.run_offs.append(at)
+        entries = list(self.pending.values())
+        raws = [v[2] for v in entries]
+        _write_all(self.run_fd, b"".join(raws), start)
+        # the directory grows only once the values are written (a column at a time, in C)
+        self.run_uids.extend(self.pending)
+        self.run_mtimes.extend([v[0] for v in entries])
+        self.run_kinds.extend([v[1] for v in entries])
+        self.run_offs.extend(accumulate(map(len, raws), initial=start))
+        del self.run_offs[-len(raws) - 1]  # (`initial` repeats the old end)
         self.pending.clear()
         self.pending_bytes = 0
         self._last_put = self.run_uids[-1]

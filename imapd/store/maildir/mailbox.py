@@ -1773,17 +1773,26 @@ class MaildirMailbox(Mailbox):
         times = (mtime[p] if p >= 0 else gone for p in map(pos, uids))
         return self._column(key).get_many(uids, times)
 
-    def cache_put(self, uid: int, key: str, value: object) -> None:
+    def cache_put(self, uid: int, key: str, value: object, marshalled: bool = False) -> None:
         p = self._pos(uid)
-        if p < 0:
-            return
-        col = self._column(key)
+        if p >= 0:
+            self._cache_put(uid, self._mtime[p], key, value, marshalled)
+
+    def cache_put_row(self, uid: int, row: Iterable[tuple[str, object, bool]]) -> None:
+        p = self._pos(uid)
+        if p >= 0:
+            mtime = self._mtime[p]  # (looked up once for the row)
+            for key, value, marshalled in row:
+                self._cache_put(uid, mtime, key, value, marshalled)
+
+    def _cache_put(self, uid: int, mtime: float, key: str, value: object, marshalled: bool) -> None:
+        col = self._columns.get(key) or self._column(key)
         try:
-            col.put(uid, self._mtime[p], value)
+            full = col.put(uid, mtime, value, marshalled)
         except ValueError:
             return  # not marshal-able: not cached
         self._cache_dropped.discard(uid)
-        if col.wants_flush() and self._f.writable:
+        if full and self._f.writable:
             try:
                 col.flush(self._uids)  # bounded memory during a FETCH 1:*
             except OSError:

@@ -437,8 +437,8 @@ def _derived_column(name: str) -> _Column:
 
 
 # A FETCH that finds this many values missing, with at least HELP_MIN
-# messages still to go, shares the building with a helper process (when
-# fetch_helper is on; see store/maildir/prebuild.py).
+# messages still to go, hands the building of the rest to helper processes
+# (when fetch_helper is on, the default; see store/maildir/prebuild.py).
 HELP_AFTER = 32
 HELP_MIN = 1024
 HELPER_MEMOS = 64  # entries in each of a helper's memos (see mime.wire.DerivedValues)
@@ -530,7 +530,8 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], u
                         rest = uids[i + 1 :]
                         if len(rest) >= HELP_MIN:
                             derived = tuple(n for n in names if n in _DERIVED)  # (the columns, in order)
-                            helper = mailbox.build_ahead(rest, ("imapd.mime.wire", "DerivedValues", (derived, HELPER_MEMOS)))
+                            builder = ("imapd.mime.wire", "DerivedValues", (derived, HELPER_MEMOS))
+                            helper = mailbox.build_ahead(rest, builder)
                 built = helper.take(uid) if helper is not None else None
                 if built is not None:
                     new, mime = built  # (the structure comes marshalled, and is cached so)

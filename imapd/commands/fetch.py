@@ -436,9 +436,10 @@ def _derived_column(name: str) -> _Column:
     return _Column(key, lambda msg: msg.build_wire(key, builder), builder)
 
 
-# A FETCH that finds this many values missing, with at least HELP_MIN
-# messages still to go, hands the building of the rest to helper processes
-# (when fetch_helper is on, the default; see store/maildir/prebuild.py).
+# A FETCH that finds this many messages in a row without their values, with
+# at least HELP_MIN messages still to go, hands the building of the rest to
+# helper processes (when fetch_helper is on, the default; see
+# store/maildir/prebuild.py).
 HELP_AFTER = 32
 HELP_MIN = 1024
 HELPER_MEMOS = 64  # entries in each of a helper's memos (see mime.wire.DerivedValues)
@@ -505,8 +506,10 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], u
     # (the values of one message come as one tuple, made in C)
     rows = zip(seqs, uids, metas, zip(*cached) if columns else repeat(()))
     all_bytes = (bytes,) * len(columns)  # what the types of cached values are
-    # values missing before a helper process is asked to build half of the rest
+    # misses in a row (a cold stretch, not a few scattered ones: helpers build
+    # every message after, needed or not) before helper processes build the rest
     misses_to_help = HELP_AFTER if may_help and columns and all(c.from_bytes for c in columns) else -1
+    last_miss = -2
     helper: Any = None
     try:
         for i, (seq, uid, meta, values) in enumerate(rows):
@@ -525,6 +528,9 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], u
                 db = fmt_date(date)
             if columns and tuple(map(type, values)) != all_bytes:  # (a value missing, or of another kind)
                 if misses_to_help > 0:
+                    if i != last_miss + 1:
+                        misses_to_help = HELP_AFTER  # a new run of misses
+                    last_miss = i
                     misses_to_help -= 1
                     if not misses_to_help:
                         rest = uids[i + 1 :]

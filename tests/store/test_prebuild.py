@@ -129,3 +129,24 @@ def test_too_few_files_start_no_helper(mailbox):
 def test_build_ahead_refuses_uids_out_of_order(mailbox):
     uids = mailbox.uids()
     assert mailbox.build_ahead(list(reversed(uids)), BUILDER) is None
+
+
+def test_stalled_helpers_are_given_up_and_the_rest_built_here(mailbox, monkeypatch):
+    import time
+
+    monkeypatch.setattr(prebuild, "STALL", 0.5)
+    uids = mailbox.uids()
+    shared = start(mailbox, uids)
+    assert shared is not None
+    pids = [h.pid for h in shared.helpers]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)  # alive, silent
+    try:
+        began = time.monotonic()
+        for u in uids:
+            assert decoded(shared.take(u)) == digest(mailbox.read(u)), u
+        assert time.monotonic() - began < 10
+        assert not shared.helpers and shared.mine  # given up; the rest was built here
+    finally:
+        shared.close()
+    assert all(gone(pid) for pid in pids)  # (SIGKILL ends a stopped process too)

@@ -318,15 +318,19 @@ class SharedBuild:
             del self.owner[b]
             self.received += 1
 
-    def _wait(self, timeout: float = STALL) -> None:
+    def _wait(self, timeout: float | None = None) -> None:
         """Read what the helpers have written, waiting up to `timeout`
-        seconds for some; then hand out batches to those that have room."""
+        seconds (STALL by default) for some; then hand out batches to those
+        that have room."""
+        stall = timeout is None
+        if timeout is None:
+            timeout = STALL
         try:
             ready = self._poll.poll(timeout * 1000)
         except InterruptedError:
             return
         if not ready:
-            if timeout >= STALL:  # helpers this slow are stuck: do without them
+            if stall:  # helpers this slow are stuck: do without them
                 for h in list(self.helpers):
                     self._lost(h)
             return

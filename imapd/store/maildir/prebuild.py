@@ -166,10 +166,11 @@ def _spawn(dirs: list[int]) -> tuple[int, int, int]:
         opened += (req_r, req_w)
         res_r, res_w = os.pipe()
         opened += (res_r, res_w)
-        try:
-            fcntl.fcntl(res_w, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-        except OSError:
-            pass  # the default size: the helper runs less far ahead
+        for w in (res_w, req_w):  # (requests: AHEAD batches of long names must fit, or a write could wait)
+            try:
+                fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+            except OSError:
+                pass  # the default size: the helper runs less far ahead
         # every descriptor the helper gets is first copied above the numbers
         # it will have there, so no dup2 lands on another one's source
         low = _FIRST_DIR_FD + len(dirs)

@@ -150,3 +150,20 @@ def test_stalled_helpers_are_given_up_and_the_rest_built_here(mailbox, monkeypat
     finally:
         shared.close()
     assert all(gone(pid) for pid in pids)  # (SIGKILL ends a stopped process too)
+
+
+def test_scattered_takes_stop_the_building(mailbox):
+    uids = mailbox.uids()
+    shared = start(mailbox, uids)
+    assert shared is not None
+    pids = [h.pid for h in shared.helpers]
+    try:
+        sparse = uids[:: 2 * prebuild.BATCH // prebuild.SPARSE]  # fewer than SPARSE from each batch
+        got = [decoded(shared.take(u)) for u in sparse]
+        first = [u for u in sparse if u < uids[prebuild.SPARSE_BATCHES * prebuild.BATCH]]
+        # what was asked before it stopped came built; after it, the caller builds
+        assert got[: len(first)] == [digest(mailbox.read(u)) for u in first]
+        assert shared.stopped and got[len(first):] == [None] * (len(sparse) - len(first))
+        assert not shared.helpers and all(gone(pid) for pid in pids)
+    finally:
+        shared.close()

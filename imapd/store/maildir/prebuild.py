@@ -46,6 +46,8 @@ AHEAD = 3  # batches a helper has queued at most
 MAX_HELPERS = 2
 PIPE_SIZE = 1 << 20  # results the helper may run ahead by (a larger pipe where allowed)
 STALL = 30.0  # seconds the helper may take over one batch before it is given up
+SPARSE = BATCH // 16  # a batch asked from fewer times than this was mostly built for nothing
+SPARSE_BATCHES = 2  # ... and after this many such batches in a row the building stops
 _LEN = 4  # frame header: payload length, little-endian
 _FIRST_DIR_FD = 3  # the helper's directory descriptors: 3, 4, ... (0 and 1 are the pipes)
 
@@ -234,6 +236,9 @@ class SharedBuild:
         self.owner: dict[int, _Helper] = {}  # batch -> the helper building it
         self.next_free = 0  # the lowest batch given to nobody yet
         self._current = -1  # the batch take() was last asked from
+        self._takes = 0  # how many times, so far
+        self._sparse = 0  # batches in a row asked from fewer than SPARSE times
+        self.stopped = False  # given up: the caller builds what it misses itself
         self.received = 0  # batches the helpers built
         self.mine: dict[int, dict[int, tuple[Any, ...]]] = {}  # batch -> built here, by UID
         self.theirs: dict[int, Any] = {}  # batch -> a helper's, by UID (or as it came)
@@ -372,19 +377,32 @@ class SharedBuild:
     # ------------------------------------------------------------ parent
     def take(self, uid: int) -> Any:
         """What was built for `uid` (by a helper, or here when none is left),
-        or None: build it the usual way (not in `uids`, or unreadable)."""
+        or None: build it the usual way (not in `uids`, unreadable, or the
+        building stopped because the caller's misses became scattered)."""
         i = bisect_left(self.uids, uid)
         if i == len(self.uids) or self.uids[i] != uid:
             return None
         b = i // BATCH
         mine, theirs = self.mine, self.theirs
         if b != self._current:  # a new batch: forget those passed, keep the helpers busy
+            if self._current >= 0:
+                # batches built whole for a few messages each: the rest of the
+                # caller's misses are scattered (it caches the others), so
+                # stop building everything and let it build those alone
+                self._sparse = self._sparse + 1 if self._takes < SPARSE else 0
+                if self._sparse >= SPARSE_BATCHES:
+                    self.stopped = True
+                    self.close()
             self._current = b
+            self._takes = 0
             for done in (mine, theirs):
                 for old in [k for k in done if k < b]:  # never asked for again
                     del done[old]
             if self.helpers:
                 self._wait(0)
+        if self.stopped:
+            return None
+        self._takes += 1
         while b not in mine and b not in theirs:
             if b in self.owner:
                 self._wait()

@@ -83,8 +83,9 @@ def _addresses(v: bytes | None) -> bytes:
     if w is None:
         parsed = parse_address_list(v)
         # "(" 1*address ")", each address "(" name SP adl SP mailbox SP host ")"
+        # (names and local parts are the sender's own; the whole field is what repeats)
         w = _NIL if parsed is None else b"(%s)" % b"".join([
-            b"(%s %s %s %s)" % (_string(a[0]), _string(a[1]), _string(a[2]), _string(a[3])) for a in parsed])
+            b"(%s %s %s %s)" % (_unique(a[0]), _string(a[1]), _unique(a[2]), _string(a[3])) for a in parsed])
         if len(v) <= _ADDRESS_MAX:
             if len(_ADDRESSES) >= _CACHE_MAX:
                 _ADDRESSES.clear()
@@ -115,7 +116,12 @@ def envelope_wire(data: bytes, part: Part) -> bytes:
 
 
 def _pairs(plist: Params) -> list[bytes]:
-    return [_string(x) for kv in plist for x in kv]
+    """name, value, ...: names repeat; values (boundaries, file names) seldom
+    do, and a leaf's whole list is cached in _LEAF_PARAMS."""
+    out = []
+    for name, value in plist:
+        out += (_string(name), _unique(value))
+    return out
 
 
 def _params(plist: Params, text: bool) -> bytes:

@@ -46,6 +46,7 @@ AHEAD = 3  # batches a helper has queued at most
 MAX_HELPERS = 2
 PIPE_SIZE = 1 << 20  # results the helper may run ahead by (a larger pipe where allowed)
 STALL = 30.0  # seconds the helper may take over one batch before it is given up
+BIG_MESSAGE = 1 << 20  # a helper trims its heap right after building a message this large
 SPARSE = BATCH // 16  # a batch asked from fewer times than this was mostly built for nothing
 SPARSE_BATCHES = 2  # ... and after this many such batches in a row the building stops
 _LEN = 4  # frame header: payload length, little-endian
@@ -115,7 +116,7 @@ def helper_main() -> None:
     (batch, [(uid, directory number, file name), ...]), answered with the
     batch number and [build_file(...) for each].  Ends at the end of its
     input."""
-    from imapd.memory import note_parsed
+    from imapd.memory import note_parsed, trim
 
     code = 1
     try:
@@ -131,14 +132,15 @@ def helper_main() -> None:
                     break
                 batch, todo = marshal.loads(payload)
                 out = []
-                size = 0
                 for uid, slot, file_name in todo:
                     got = build_file(uid, _FIRST_DIR_FD + slot, file_name, build, open_flags)
                     if len(got) > 2:
-                        size += got[2]
+                        if got[2] >= BIG_MESSAGE:
+                            trim()  # its copies go back now, not 8 MB of mail later
+                        else:
+                            note_parsed(got[2])
                     out.append(got)
                 _write_frame(1, marshal.dumps(out), batch)
-                note_parsed(size)
         code = 0
     except BaseException:  # noqa: BLE001 - the server builds what is missing; nobody reads our errors
         pass

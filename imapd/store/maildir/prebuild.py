@@ -263,14 +263,19 @@ class SharedBuild:
             try:
                 _write_frame(h.requests, first)
             except OSError:
-                self._lost(h)
+                self._lost(h, "did not take its first request")
         self._refill()
         return bool(self.helpers)
 
-    def _lost(self, h: _Helper) -> None:
-        """A helper is gone, garbled or stuck: stop it; what it had is built here."""
+    def _lost(self, h: _Helper, why: str = "") -> None:
+        """A helper is gone, garbled or stuck (`why`, logged; nothing when the
+        build is over): stop it; what it had is built here."""
         if h not in self.helpers:
             return
+        if why:
+            from imapd import log
+
+            log.notice(f"FETCH helper {h.pid} {why}; its batches are built in the session")
         self.helpers.remove(h)
         self._poll.unregister(h.results)
         os.close(h.requests)
@@ -302,7 +307,7 @@ class SharedBuild:
             try:
                 _write_frame(h.requests, marshal.dumps((b, todo)))
             except (OSError, ValueError):
-                self._lost(h)
+                self._lost(h, "stopped taking requests")
                 continue
             h.sent.append(b)
             self.owner[b] = h
@@ -318,7 +323,7 @@ class SharedBuild:
                 return
             b = int.from_bytes(buf[_LEN : 2 * _LEN], "little")
             if not h.sent or b != h.sent[0]:
-                self._lost(h)  # garbled: trust nothing more from it
+                self._lost(h, "sent a garbled batch")  # trust nothing more from it
                 return
             self.theirs[b] = bytes(buf[2 * _LEN : 2 * _LEN + n])
             del buf[: 2 * _LEN + n]
@@ -340,7 +345,7 @@ class SharedBuild:
         if not ready:
             if stall:  # helpers this slow are stuck: do without them
                 for h in list(self.helpers):
-                    self._lost(h)
+                    self._lost(h, f"sent nothing for {STALL:g} s")
             return
         by_fd = {h.results: h for h in self.helpers}
         for fd, _ in ready:
@@ -354,7 +359,7 @@ class SharedBuild:
             except OSError:
                 chunk = b""
             if not chunk:  # it ended (or died): the rest is built without it
-                self._lost(h)
+                self._lost(h, "ended early")
                 continue
             h.buf += chunk
             self._frames(h)

@@ -421,19 +421,17 @@ def header_fields_key(item: FetchItem) -> str | None:
 class _Column:
     """How one derived item of the fast path is read, built and written."""
 
-    __slots__ = ("key", "build", "from_bytes")
+    __slots__ = ("key", "build")
 
-    def __init__(self, key: str, build: Callable[[MessageData], bytes],
-                 from_bytes: Callable[[bytes, Any], bytes] | None = None) -> None:
+    def __init__(self, key: str, build: Callable[[MessageData], bytes]) -> None:
         self.key = key
         self.build = build  # the value as sent, for a message whose value is not cached
-        self.from_bytes = from_bytes  # the same from (message, parsed root) alone
 
 
 def _derived_column(name: str) -> _Column:
     key, builder = _DERIVED[name]
     # only called for a value the column's read found missing: no second lookup
-    return _Column(key, lambda msg: msg.build_wire(key, builder), builder)
+    return _Column(key, lambda msg: msg.build_wire(key, builder))
 
 
 # A FETCH that finds this many messages in a row without their values, with
@@ -508,7 +506,9 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], u
     all_bytes = (bytes,) * len(columns)  # what the types of cached values are
     # misses in a row (a cold stretch, not a few scattered ones: helpers build
     # every message after, needed or not) before helper processes build the rest
-    misses_to_help = HELP_AFTER if may_help and columns and all(c.from_bytes for c in columns) else -1
+    # (helpers build ENVELOPE, BODY and BODYSTRUCTURE only: none for header fields)
+    derived = tuple(n for n in names if n in _DERIVED)  # (the columns, in order)
+    misses_to_help = HELP_AFTER if may_help and columns and len(derived) == len(columns) else -1
     last_miss = -2
     helper: Any = None
     try:
@@ -535,7 +535,6 @@ def _fetch_fast(view: Any, seqs: Any, uids: list[int], items: list[FetchItem], u
                     if not misses_to_help:
                         rest = uids[i + 1 :]
                         if len(rest) >= HELP_MIN:
-                            derived = tuple(n for n in names if n in _DERIVED)  # (the columns, in order)
                             builder = ("imapd.mime.wire", "DerivedValues", (derived, HELPER_MEMOS))
                             helper = mailbox.build_ahead(rest, builder)
                 built = helper.take(uid) if helper is not None else None

@@ -250,12 +250,12 @@ class SharedBuild:
         self._POLLIN = select.POLLIN
 
     # ------------------------------------------------------------ helpers
-    def start(self, count: int, dirs: list[int]) -> bool:
+    def start(self, count: int) -> bool:
         """Start up to `count` helpers; False if none started."""
         first = marshal.dumps((self.builder, self.open_flags))
         for _ in range(count):
             try:
-                h = _Helper(*_spawn(dirs))
+                h = _Helper(*_spawn(list(self.dirs)))
             except OSError:
                 break
             self.helpers.append(h)
@@ -471,7 +471,7 @@ def start(
     if len(uids) < 2 * BATCH:
         return None
     shared = SharedBuild(uids, locate, builder, open_flags, on_file, dirs)
-    if shared.start(count, dirs):
+    if shared.start(count):
         return shared
     shared.close()
     return None

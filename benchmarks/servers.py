@@ -301,7 +301,8 @@ class Imapd(Server):
 
 
 def make_snapshot(source: Path, dest: Path) -> Path:
-    """Copy imapd/ and bin/imapd from a checkout into `dest`, with a python3 link, compiled."""
+    """Copy imapd/ and bin/imapd from a checkout into `dest`, with a python3 link, compiled
+    (.pyc files, and imapd's start-up code cache as `imapd --compile` writes it)."""
     if dest.exists():
         shutil.rmtree(dest)
     (dest / "bin").mkdir(parents=True)
@@ -309,6 +310,8 @@ def make_snapshot(source: Path, dest: Path) -> Path:
     shutil.copy2(source / "bin" / "imapd", dest / "bin" / "imapd")
     os.symlink(os.path.realpath(sys.executable), dest / "bin" / "python3")
     compileall.compile_dir(str(dest / "lib"), quiet=1)
+    subprocess.run([str(dest / "bin" / "imapd"), "--compile"], env={"PYTHONPATH": str(dest / "lib")},
+                   stdout=subprocess.DEVNULL, check=True)
     describe = "unknown revision"
     try:
         rev = subprocess.run(["git", "-C", str(source), "rev-parse", "--short", "HEAD"], capture_output=True,

@@ -14,6 +14,7 @@ USAGE = """\
 usage: imapd [--config FILE] [--maildir PATH] [--preauth] [--tls] [--demo]
        imapd --check-config [FILE]
        imapd --hash-password
+       imapd --compile
        imapd --version | --help
 
 Serve IMAP on stdin/stdout: started by inetd, xinetd or systemd (socket
@@ -31,6 +32,8 @@ options:
                     (as the user nobody when started as root)
   --check-config    validate a configuration file and report each problem
   --hash-password   read a password and print a bcrypt hash for a passwd-file
+  --compile         write the start-up code cache (after installing or upgrading;
+                    a session refreshes it itself where it may write there)
   --version         print the version
   --help            print this help
 """
@@ -45,6 +48,7 @@ class Args:
     check_config = False
     check_config_file: str | None = None
     hash_password = False
+    compile = False
     version = False
     help = False
 
@@ -73,7 +77,7 @@ def parse_args(argv: list[str]) -> Args:
             if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
                 i += 1
                 a.check_config_file = argv[i]
-        elif arg in ("--preauth", "--tls", "--demo", "--version", "--help", "--hash-password"):
+        elif arg in ("--preauth", "--tls", "--demo", "--version", "--help", "--hash-password", "--compile"):
             setattr(a, arg[2:].replace("-", "_"), True)
         elif arg == "-h":
             a.help = True
@@ -105,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         return check_config(args.check_config_file or args.config)
     if args.hash_password:
         return hash_password()
+    if args.compile:
+        return compile_code_cache()
     try:
         return serve(args)
     except KeyboardInterrupt:
@@ -122,16 +128,21 @@ def run_and_exit() -> None:
     stdout and stderr can hold buffered bytes (command-line output): flushed
     first.  An exception escaping `main()` takes the ordinary way out.
 
-    The cyclic garbage collector is paused from here until the session first
-    waits with work done (see `session.run`): start-up allocates tens of
-    thousands of objects (modules, classes, functions) that are never garbage,
-    and a short session would spend milliseconds scanning them."""
+    The cyclic garbage collector is paused from here (from the launcher's
+    first line, when started through it) until the session first waits with
+    work done (see `session.run`): start-up allocates tens of thousands of
+    objects (modules, classes, functions) that are never garbage, and a short
+    session would spend milliseconds scanning them.
+
+    Last, the start-up code cache is rewritten if it served this process
+    badly and may be (imapd/codecache.py)."""
     import gc
 
     gc.disable()
     code = main()
     if sys.getprofile() is not None or sys.gettrace() is not None:
         sys.exit(code)  # under cProfile or a coverage tool: let it write its report at exit
+    _refresh_code_cache()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -163,6 +174,18 @@ def hash_password() -> int:
     except ValueError as e:
         sys.stderr.write(f"imapd: {e}\n")  # protocol: command-line output
         return 1
+    return 0
+
+
+def compile_code_cache() -> int:
+    from . import codecache
+
+    try:
+        count = codecache.write()
+    except OSError as e:
+        sys.stderr.write(f"imapd: cannot write {codecache.cache_path()}: {e.strerror}\n")  # protocol: command-line output
+        return 1
+    _out(f"{codecache.cache_path()}: {count} modules\n")
     return 0
 
 
@@ -292,6 +315,7 @@ def serve(args: Args) -> int:
             from .auth.privileges import drop_privileges
 
             _preload_for_session()
+            _refresh_code_cache()  # (while root may still write the installation's cache)
             drop_privileges(account)  # type: ignore[arg-type]
             _leave_root_cwd(getattr(account, "home", "") or "/")
 
@@ -389,6 +413,14 @@ def _session_module_names(package_dir: str = _PACKAGE_DIR) -> list[str]:
                 names.append(package)
             names += [f"{package}.{f[:-3]}" for f in sorted(files) if f.endswith(".py") and f != "__init__.py"]
     return list(dict.fromkeys(names))  # (a package walked also lists modules named on their own)
+
+
+def _refresh_code_cache() -> None:
+    """Rewrite the start-up code cache if this process found it missing or
+    stale, and may (see imapd/codecache.py)."""
+    from . import codecache
+
+    codecache.refresh()
 
 
 def _preload_for_session() -> None:

@@ -1,0 +1,222 @@
+"""Start-up code cache: the compiled code of every imapd module in one file.
+
+Every connection starts a new interpreter and imports the thirty-odd modules a
+session needs.  Through Python's path finder each import stats several
+candidate paths, opens, reads and validates its own .pyc: together about a
+tenth of a warm SELECT's life.  The cache is one file in the package's
+`__pycache__`, holding each module's code object with the size and mtime of the
+source it was compiled from.  A meta-path finder serves a module from it with
+one stat of that source; a module whose source changed, or that the cache does
+not hold, is imported the ordinary way.
+
+The cache is written the way Python writes a .pyc: atomically, by a process
+allowed to write there and not told otherwise (`sys.dont_write_bytecode`):
+`imapd --compile` after installing or upgrading, the session of a user who owns
+the installation, or a server started as root before it drops privileges.  It
+is trusted as much as the .pyc files beside it, and only for the directory it
+was written for: a copied installation compiles its own.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import CodeType, ModuleType
+    from typing import Any
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+FILE_MAGIC = b"imapd code cache 1\n"
+# Index entry: module name -> (is a package, source path relative to the package's parent,
+# source st_mtime_ns, source st_size, offset of the code in the file, its length).
+Entry = tuple  # (bool, str, int, int, int, int)
+
+
+def cache_path(package_dir: str = PACKAGE_DIR) -> str:
+    return os.path.join(package_dir, "__pycache__", f"imapd-code.{sys.implementation.cache_tag}.cache")
+
+
+_CODE_TYPE = type(cache_path.__code__)  # (types.CodeType, without importing types)
+
+
+def _header(package_dir: str) -> bytes:
+    """What a cache must begin with to be read by this interpreter for this
+    directory: bytecode and optimization level, and where it was compiled."""
+    pyc_magic = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
+    where = os.path.dirname(package_dir).encode("utf-8", "surrogateescape")
+    return FILE_MAGIC + pyc_magic + bytes([sys.flags.optimize]) + len(where).to_bytes(2, "little") + where
+
+
+class CacheFinder:
+    """Finds and loads `imapd.*` modules from the cache file (kept open)."""
+
+    def __init__(self, path: str, fd: int, root: str, index: dict[str, Entry]) -> None:
+        self.path = path
+        self.fd = fd
+        self.root = root
+        self.index = index
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> Any:
+        entry = self.index.get(name)
+        if entry is None:
+            return None
+        is_package, relative, mtime_ns, size, offset, length = entry
+        origin = os.path.join(self.root, relative)
+        try:
+            st = os.stat(origin)
+            if st.st_mtime_ns != mtime_ns or st.st_size != size:
+                return None  # edited since: the path finder compiles the new source
+            data = os.pread(self.fd, length, offset)
+            if len(data) != length:
+                return None  # a truncated file
+            code = marshal.loads(data)
+        except (OSError, ValueError, EOFError, TypeError):
+            return None
+        if type(code) is not _CODE_TYPE:  # noqa: E721 - a code object, nothing else
+            return None
+        spec = sys.modules["_frozen_importlib"].ModuleSpec(name, self, origin=origin, is_package=is_package)
+        spec.has_location = True  # sets __file__
+        spec.cached = self.path  # (else importlib derives a .pyc path for __cached__)
+        spec.loader_state = code
+        if is_package:
+            spec.submodule_search_locations = [os.path.dirname(origin)]
+        return spec
+
+    def create_module(self, spec: Any) -> None:
+        return None
+
+    def exec_module(self, module: ModuleType) -> None:
+        code: CodeType = module.__spec__.loader_state
+        module.__spec__.loader_state = None
+        exec(code, module.__dict__)
+
+
+def install(package_dir: str = PACKAGE_DIR) -> CacheFinder | None:
+    """Put the cache's finder first on `sys.meta_path`, if a cache for this
+    interpreter and directory is there; otherwise imports go on as usual."""
+    path = cache_path(package_dir)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        header = _header(package_dir)
+        head = os.pread(fd, len(header) + 4, 0)
+        if head[:len(header)] != header or len(head) != len(header) + 4:
+            raise ValueError("not a cache for this interpreter and directory")
+        length = int.from_bytes(head[len(header):], "little")
+        index = marshal.loads(os.pread(fd, length, len(header) + 4))
+        if not isinstance(index, dict):
+            raise ValueError("index is not a table")
+    except (OSError, ValueError, EOFError, TypeError):
+        os.close(fd)
+        return None
+    finder = CacheFinder(path, fd, os.path.dirname(package_dir), index)
+    sys.meta_path.insert(0, finder)
+    return finder
+
+
+def stale() -> bool:
+    """Whether this process imported an imapd module the cache could not give
+    it (none there, or compiled from older source): then a rewrite pays off."""
+    for name, module in list(sys.modules.items()):
+        if name.startswith("imapd.") and name != "imapd.codecache" and module is not None:
+            if not isinstance(getattr(module, "__loader__", None), CacheFinder):
+                return True
+    return False
+
+
+def refresh(package_dir: str = PACKAGE_DIR) -> None:
+    """Rewrite the cache if it served this process badly and writing is allowed.
+    Any failure (a read-only installation, a full disk) leaves imports as they were."""
+    if sys.dont_write_bytecode or not stale():
+        return
+    try:
+        write(package_dir)
+    except OSError:
+        pass
+
+
+def write(package_dir: str = PACKAGE_DIR) -> int:
+    """Compile every module of the package into a new cache file, replacing the
+    old one atomically.  Returns how many modules it holds.  Where the cache
+    may not be written, fails with OSError before compiling anything."""
+    target = cache_path(package_dir)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    temporary = f"{target}.{os.getpid()}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            count = _write_to(f, package_dir)
+        os.replace(temporary, target)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+    return count
+
+
+def _write_to(f: Any, package_dir: str) -> int:
+    root = os.path.dirname(package_dir)
+    index: dict[str, Entry] = {}
+    blobs: list[bytes] = []
+    for dirpath, dirs, files in os.walk(package_dir):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+        for file_name in sorted(files):
+            if not file_name.endswith(".py"):
+                continue
+            path = os.path.join(dirpath, file_name)
+            relative = os.path.relpath(path, root)
+            name = relative[:-3].replace(os.sep, ".")
+            is_package = file_name == "__init__.py"
+            if is_package:
+                name = name[:-len(".__init__")]
+            compiled = _compile(path)
+            if compiled is None:
+                continue  # left to the path finder
+            mtime_ns, size, code = compiled
+            index[name] = (is_package, relative, mtime_ns, size, 0, len(code))
+            blobs.append(code)
+    header = _header(package_dir)
+    index_bytes = _index_bytes(index, blobs, len(header) + 4)
+    f.write(header + len(index_bytes).to_bytes(4, "little") + index_bytes)
+    for blob in blobs:
+        f.write(blob)
+    return len(index)
+
+
+def _compile(path: str) -> tuple[int, int, bytes] | None:
+    """(mtime_ns, size, marshalled code) of a source file, or None if it does
+    not compile or changed while it was read."""
+    try:
+        with open(path, "rb") as f:
+            before = os.fstat(f.fileno())
+            source = f.read()
+        code = compile(source, path, "exec", dont_inherit=True)
+        after = os.stat(path)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    if (before.st_mtime_ns, before.st_size) != (after.st_mtime_ns, after.st_size) or len(source) != after.st_size:
+        return None
+    return after.st_mtime_ns, after.st_size, marshal.dumps(code)
+
+
+def _index_bytes(index: dict[str, Entry], blobs: list[bytes], start: int) -> bytes:
+    """The marshalled index with each module's offset filled in.  Offsets
+    depend on the index's own length, which the offsets can change: settle it."""
+    length = 0
+    while True:
+        offset = start + length
+        for name, blob in zip(index, blobs):
+            is_package, relative, mtime_ns, size, _, n = index[name]
+            index[name] = (is_package, relative, mtime_ns, size, offset, n)
+            offset += n
+        data = marshal.dumps(index)
+        if len(data) == length:
+            return data
+        length = len(data)

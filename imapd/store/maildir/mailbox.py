@@ -1676,6 +1676,12 @@ class MaildirMailbox(Mailbox):
         if not len(uids) or not self._f.writable:
             return
         f = self._f
+        if f.peek_first_recent() >= max(self.uidnext, uids[-1] + 1):
+            # Claimed already, as on every warm open with no new mail: the
+            # state file is replaced atomically, so reading it needs no lock,
+            # and the "first recent UID" only grows.  (UIDs a tail refresh
+            # would add are claimed when a sync adds them to the view.)
+            return
         with f.lock:
             if not f.uidlist.tail_known:
                 f.uidlist.refresh_tail()

@@ -252,6 +252,26 @@ def test_expunge_only_deleted_and_given(store, maildir):
     mb.close()
 
 
+def test_a_listing_keeps_the_names_its_caller_holds(store, maildir):
+    """Listing cur/ to verify a view stores each name it knows as the view's
+    own string, not as a second copy (10 MB at 100,000 messages)."""
+    from imapd.store.maildir import mailbox as mbmod
+
+    for k in range(5):
+        append(store, "INBOX", msg(k))
+    known = [name.partition(":")[0] for name in os.listdir(os.path.join(maildir, "cur"))]
+    fd = os.open(os.path.join(maildir, "cur"), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        shared, dups = mbmod._scan_dir(fd, known[:3])
+        plain, _ = mbmod._scan_dir(fd)
+    finally:
+        os.close(fd)
+    assert shared == plain and len(shared) == 5 and dups is None
+    held = {id(b) for b in known[:3]}
+    assert sum(id(b) in held for b in shared) == 3
+    assert not any(id(b) in held for b in plain)
+
+
 def test_recent_given_to_exactly_one_session(store, maildir):
     deliver(maildir, msg(1))
     s2 = open_store(maildir, use_inotify=False)
@@ -431,9 +451,9 @@ def test_inotify_sync_skips_unchanged_cur(maildir, monkeypatch):
     listed = []
     orig = mbmod._scan_dir
 
-    def spy(fd):
+    def spy(fd, *known):
         listed.append("cur" if fd == mb._f.cur_fd else "new")
-        return orig(fd)
+        return orig(fd, *known)
 
     monkeypatch.setattr(mbmod, "_scan_dir", spy)
     monkeypatch.setattr(mbmod, "VERIFY_AFTER", -1.0)  # the mtime rules: always verify
@@ -534,7 +554,7 @@ def test_delivery_in_idle_numbers_without_reading_the_list(maildir, monkeypatch)
     s, mb, fds = _idle_box(maildir)
     listed, reads = [], []
     scan, read_from = mbmod._scan_dir, ulmod.UidList._read_from
-    monkeypatch.setattr(mbmod, "_scan_dir", lambda fd: listed.append(fd == mb._f.cur_fd) or scan(fd))
+    monkeypatch.setattr(mbmod, "_scan_dir", lambda fd, *known: listed.append(fd == mb._f.cur_fd) or scan(fd, *known))
 
     def spy_read(self, fd, offset, st, records):
         reads.append(offset)
@@ -573,8 +593,8 @@ def test_delivery_in_idle_numbered_by_another_process_meanwhile(maildir, monkeyp
     scan = mbmod._scan_dir
     seen = []
 
-    def racing_scan(fd):
-        found = scan(fd)
+    def racing_scan(fd, *known):
+        found = scan(fd, *known)
         if fd == mb._f.new_fd and not seen:
             seen.append(other.open("INBOX"))  # numbers the file and moves it to cur/
         return found
@@ -602,8 +622,8 @@ def test_delivery_in_idle_taken_to_cur_by_mutt_meanwhile(maildir, monkeypatch):
     scan = mbmod._scan_dir
     moved = []
 
-    def racing_scan(fd):
-        found = scan(fd)
+    def racing_scan(fd, *known):
+        found = scan(fd, *known)
         if fd == mb._f.new_fd and found[0] and not moved:
             base = next(iter(found[0]))
             os.rename(os.path.join(maildir, "new", base), os.path.join(maildir, "cur", base + ":2,S"))
@@ -654,7 +674,7 @@ def _deliver_in_idle(maildir, mb, fds, monkeypatch, n):
 
     listed = []
     scan = mbmod._scan_dir
-    monkeypatch.setattr(mbmod, "_scan_dir", lambda fd: listed.append(fd == mb._f.cur_fd) or scan(fd))
+    monkeypatch.setattr(mbmod, "_scan_dir", lambda fd, *known: listed.append(fd == mb._f.cur_fd) or scan(fd, *known))
     deliver(maildir, msg(n))
     assert _wait_events(fds)
     mb.drain_watch()
@@ -711,8 +731,8 @@ def test_a_record_above_the_view_keeps_its_uid_when_the_listing_missed_its_file(
     hidden = dict(_uidlist_records(maildir))[4]
     scan = mbmod._scan_dir
 
-    def skipping(fd):
-        found, dups = scan(fd)
+    def skipping(fd, *known):
+        found, dups = scan(fd, *known)
         return {b: i for b, i in found.items() if b != hidden}, dups
 
     monkeypatch.setattr(mbmod, "_scan_dir", skipping)

@@ -54,6 +54,29 @@ def test_rewrite_exact_format(maildir):
     os.close(fd)
 
 
+def test_rewrite_in_chunks_writes_every_record_once(maildir, monkeypatch):
+    """A rewrite goes out a few thousand records at a time (a whole 100,000
+    would be 10 MB of line strings at once): across chunk boundaries, every
+    record is written once, in order."""
+    from imapd.store.maildir import uidlist as ulmod
+
+    os.makedirs(maildir, exist_ok=True)
+    fd = _dirfd(maildir)
+    ul = UidList(fd)
+    ul.uidvalidity, ul.guid = 1700000000, "0" * 32
+    bases = [f"17000000{k:02d}.M{k}P1.host" for k in range(1, 12)]
+    ul.set_records(list(range(1, 12)), bases, [None, "W7"] + [None] * 9)
+    monkeypatch.setattr(ulmod, "_REWRITE_CHUNK", 4)
+    ul.rewrite(drop={5})
+    with open(os.path.join(maildir, "dovecot-uidlist")) as fh:
+        lines = fh.read().splitlines()
+    assert lines[0] == "3 V1700000000 N12 G" + "0" * 32
+    assert lines[1:] == [f"{k} :{b}" if k != 2 else f"2 W7 :{b}" for k, b in zip(range(1, 12), bases) if k != 5]
+    again = UidList(fd)
+    assert again.load() and list(again.uids) == [k for k in range(1, 12) if k != 5] and again.bases == ul.bases
+    os.close(fd)
+
+
 def test_append_keeps_header_and_appends(maildir):
     _put(maildir, "dovecot-uidlist.v3", "dovecot-uidlist")
     fd = _dirfd(maildir)

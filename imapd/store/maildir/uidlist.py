@@ -570,12 +570,6 @@ class UidList:
             self._by_base = None
         hdr = ["3", "V%d" % self.uidvalidity, "N%d" % self.next_uid, "G" + self.guid]
         hdr.extend(self.hdr_extra)
-        body = "".join(
-            [" ".join(hdr) + "\n"]
-            + [f"{u} :{b}\n" if e is None else f"{u} {e} :{b}\n" for u, b, e in zip(self.uids, self.bases, self.exts)]
-        )
-        data = body.encode(_ENC, _ERRS)
-        del body
         fd = os.open(
             self.tmp_name,
             os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -583,9 +577,15 @@ class UidList:
             dir_fd=self.dir_fd,
         )
         try:
-            n = os.write(fd, data)
-            while n < len(data):
-                n += os.write(fd, data[n:])
+            _write_all(fd, (" ".join(hdr) + "\n").encode(_ENC, _ERRS))
+            # A few thousand records at a time: the whole text of 100,000
+            # would be 10 MB of line strings, then 6 MB twice (text, bytes).
+            uids, bases, exts = self.uids, self.bases, self.exts
+            for start in range(0, len(uids), _REWRITE_CHUNK):
+                end = start + _REWRITE_CHUNK
+                chunk = "".join([f"{u} :{b}\n" if e is None else f"{u} {e} :{b}\n"
+                                 for u, b, e in zip(uids[start:end], bases[start:end], exts[start:end])])
+                _write_all(fd, chunk.encode(_ENC, _ERRS))
             os.fdatasync(fd)
             st = os.fstat(fd)
             if old is not None and st.st_mtime_ns <= old.st_mtime_ns:
@@ -625,6 +625,15 @@ class UidList:
         self.tail_known = True
         if uids and uids[-1] >= self.next_uid:
             self.next_uid = uids[-1] + 1
+
+
+_REWRITE_CHUNK = 4096
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    n = os.write(fd, data)
+    while n < len(data):
+        n += os.write(fd, data[n:])
 
 
 def read_courier_uiddb(dir_fd: int) -> tuple[int, int, list[int], list[str]] | None:

@@ -147,8 +147,11 @@ def write(package_dir: str = PACKAGE_DIR) -> int:
     target = cache_path(package_dir)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     temporary = f"{target}.{os.getpid()}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
+        # Readable by whoever may read the package's sources, whatever the
+        # umask of the process writing it (a systemd unit's is 0077).
+        os.fchmod(fd, os.stat(os.path.join(package_dir, "__init__.py")).st_mode & 0o644)
         with os.fdopen(fd, "wb") as f:
             count = _write_to(f, package_dir)
         os.replace(temporary, target)

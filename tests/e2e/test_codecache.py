@@ -136,6 +136,16 @@ def test_refresh_writes_nothing_when_told_not_to_write_bytecode(package):
     assert (package / "imapd" / "__pycache__" / CACHE).exists()
 
 
+def _demote_with_umask(user):  # type: ignore[no-untyped-def]
+    demote = _demote(user)
+
+    def run() -> None:
+        os.umask(0o077)
+        demote()
+
+    return run
+
+
 def test_a_session_of_the_user_who_owns_the_installation_writes_the_cache(package, base):
     """`ssh host imapd` from a user's own installation: the first session writes
     the cache; the next one is served from it and leaves it as it is."""
@@ -150,7 +160,7 @@ def test_a_session_of_the_user_who_owns_the_installation_writes_the_cache(packag
     def session() -> bytes:
         out = subprocess.run([os.path.join(REPO, "bin", "imapd"), "--maildir", str(maildir)],
                              input=b"a SELECT INBOX\r\nb LOGOUT\r\n", capture_output=True, env=env,
-                             preexec_fn=_demote(user), cwd="/", timeout=60)
+                             preexec_fn=_demote_with_umask(user), cwd="/", timeout=60)
         assert out.returncode == 0 and out.stderr == b"", out
         return out.stdout
 
@@ -158,6 +168,7 @@ def test_a_session_of_the_user_who_owns_the_installation_writes_the_cache(packag
     assert first.startswith(b"* PREAUTH") and b"a OK [READ-WRITE]" in first and b"b OK" in first
     written = os.stat(path)
     assert written.st_uid == user.uid
+    assert written.st_mode & 0o777 == 0o644  # as readable as the sources, whatever the umask
     second = session()
     assert second.replace(b"\r\n", b"\n") == first.replace(b"\r\n", b"\n")
     assert os.stat(path).st_mtime_ns == written.st_mtime_ns  # served from it: not written again

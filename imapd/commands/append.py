@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from .. import log
-from ..protocol.commands import Append
+from ..protocol.update_syntax import Append
 from ..protocol.seqset import compress_numbers
 from ..store.base import NoSuchMailbox
 from . import CommandError, Result, ok

@@ -6,7 +6,7 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker
 if TYPE_CHECKING:
     from typing import Any, Iterator
 
-from ..protocol.commands import CopyMove
+from ..protocol.update_syntax import CopyMove
 from ..protocol.seqset import compress_numbers
 from ..store.base import NoSuchMailbox
 from . import CommandError, Result, ok

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Iterator
 
 from ..protocol import responses as R
-from ..protocol.commands import Fetch, FetchItem, Section
+from ..protocol.fetch_syntax import Fetch, FetchItem, Section
 from ..store.base import NoSuchMessage
 from . import CommandError, Result, ok
 

@@ -10,7 +10,8 @@ if TYPE_CHECKING:
     from typing import Any, Iterator
 
 from ..protocol import responses as R
-from ..protocol.commands import List, MailboxCommand, Rename, Status
+from ..protocol.commands import MailboxCommand
+from ..protocol.mailbox_syntax import List, Rename, Status
 from ..store.base import MailboxInfo, StoreError
 from . import CommandError, Result, ok
 from .names import fold_inbox, from_wire, to_wire

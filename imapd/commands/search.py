@@ -16,7 +16,7 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterator
 
-from ..protocol.commands import Search
+from ..protocol.search_syntax import Search
 from ..protocol.seqset import _merged, compress_numbers
 from ..store.base import NoSuchMessage
 from . import FLUSH, CommandError, ok

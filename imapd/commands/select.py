@@ -6,7 +6,9 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker
 if TYPE_CHECKING:
     from typing import Any, Iterator
 
-from ..protocol.commands import MailboxCommand, Simple, UidExpunge
+    from ..protocol.update_syntax import UidExpunge
+
+from ..protocol.commands import MailboxCommand, Simple
 from ..selected import SelectedView
 from . import CommandError, Result, ok
 from .names import from_wire
@@ -57,8 +59,8 @@ def expunge(session: Any, cmd: Simple | UidExpunge) -> Result:
     view = session.selected
     if view.readonly:
         raise CommandError("Mailbox is read-only", "READ-ONLY")
-    if isinstance(cmd, UidExpunge):
-        uids = cmd.seqset.select_uids(view.uids)
+    if cmd.uid:  # UID EXPUNGE (a Simple EXPUNGE has no UIDs; its grammar stays unloaded)
+        uids = cmd.seqset.select_uids(view.uids)  # type: ignore[union-attr]
         view.mailbox.expunge(uids)
     else:
         view.mailbox.expunge()

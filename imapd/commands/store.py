@@ -7,7 +7,7 @@ if TYPE_CHECKING:
     from typing import Any, Iterator
 
 from ..protocol import responses as R
-from ..protocol.commands import Store
+from ..protocol.update_syntax import Store
 from ..store.base import SYSTEM_FLAGS
 from . import CommandError, Result, ok
 from .fetch import resolve_columns

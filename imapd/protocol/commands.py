@@ -13,7 +13,6 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker
 if TYPE_CHECKING:
     from typing import Any
 
-from .seqset import SeqSet
 
 # A search key is a tuple (NAME, *args): ("ALL",), ("FLAG", "\\Seen"),
 # ("UNFLAG", "\\Seen"), ("NOT", key), ("OR", key, key), ("AND", [keys]),
@@ -72,111 +71,29 @@ class MailboxCommand(Command):
     params: list[Any]  # e.g. SELECT (CONDSTORE)
 
 
-class Rename(Command):
-    __slots__ = ('old', 'new')
-    old: str
-    new: str
 
 
-class List(Command):
-    """LIST and LSUB (with RFC 5258 selection and return options)."""
-
-    __slots__ = ('reference', 'patterns', 'select_options', 'return_options')
-    _defaults = {'select_options': list, 'return_options': list}
-
-    reference: str
-    patterns: list[str]
-    select_options: list[str]
-    return_options: list[Any]
-
-
-class Status(Command):
-    __slots__ = ('mailbox', 'items')
-    mailbox: str
-    items: list[str]
-
-
-class AppendMessage(Record):
-    __slots__ = ('flags', 'date', 'data', 'binary')
-    _defaults = {'binary': False}
-    flags: list[str]
-    date: float | None  # POSIX time from the date-time argument
-    data: bytes
-    binary: bool  # sent as literal8 (~{n})
+# The commands a session may never send are defined with their grammars,
+# loaded at first use (see `parser.later`); they are still importable from
+# here, which then loads that grammar.
+_DEFINED_IN = {
+    "Section": "fetch_syntax", "FetchItem": "fetch_syntax", "Fetch": "fetch_syntax",
+    "Search": "search_syntax",
+    "Store": "update_syntax", "CopyMove": "update_syntax", "UidExpunge": "update_syntax",
+    "AppendMessage": "update_syntax", "Append": "update_syntax",
+    "Rename": "mailbox_syntax", "List": "mailbox_syntax", "Status": "mailbox_syntax",
+}
+if TYPE_CHECKING:  # (what __getattr__ gives, for the checker)
+    from .fetch_syntax import Fetch, FetchItem, Section  # noqa: F401
+    from .mailbox_syntax import List, Rename, Status  # noqa: F401
+    from .search_syntax import Search  # noqa: F401
+    from .update_syntax import Append, AppendMessage, CopyMove, Store, UidExpunge  # noqa: F401
 
 
-class Append(Command):
-    __slots__ = ('mailbox', 'messages')
-    mailbox: str
-    messages: list[AppendMessage]
-
-
-class UidExpunge(Command):
-    __slots__ = ('seqset',)
-    seqset: SeqSet
-    uid = True
-
-
-class Search(Command):
-    __slots__ = ('key', 'charset', 'return_options', 'uid')
-    _defaults = {'charset': None, 'return_options': None, 'uid': False}
-    key: SearchKey
-    charset: str | None
-    return_options: list[str] | None  # ESEARCH RETURN (...); None = plain SEARCH
-    uid: bool
-
-
-class Section(Record):
-    """A BODY[...] / BINARY[...] section: part path plus specifier."""
-
-    __slots__ = ('path', 'spec', 'fields')
-    _defaults = {'path': (), 'spec': None, 'fields': ()}
-
-    path: tuple[int, ...]
-    spec: str | None  # HEADER, HEADER.FIELDS, HEADER.FIELDS.NOT, TEXT, MIME
-    fields: tuple[str, ...]  # upper-case field names for HEADER.FIELDS(.NOT)
-
-
-class FetchItem(Record):
-    """One fetch attribute.  `name` is FLAGS, UID, ENVELOPE, BODY, BODYSTRUCTURE,
-    INTERNALDATE, RFC822.SIZE, RFC822, RFC822.HEADER, RFC822.TEXT, MODSEQ,
-    BODY[] (with `section`), BINARY[] or BINARY.SIZE[]."""
-
-    __slots__ = ('name', 'section', 'partial', 'peek')
-    _defaults = {'section': None, 'partial': None, 'peek': False}
-
-    name: str
-    section: Section | None
-    partial: tuple[int, int] | None  # <offset.length>
-    peek: bool
-
-
-class Fetch(Command):
-    __slots__ = ('seqset', 'items', 'modifiers', 'uid')
-    _defaults = {'modifiers': dict, 'uid': False}
-    seqset: SeqSet
-    items: list[FetchItem]
-    modifiers: dict[str, Any]
-    uid: bool
-
-
-class Store(Command):
-    __slots__ = ('seqset', 'mode', 'silent', 'flags', 'modifiers', 'uid')
-    _defaults = {'modifiers': dict, 'uid': False}
-    seqset: SeqSet
-    mode: str  # "set" | "add" | "remove"
-    silent: bool
-    flags: list[str]
-    modifiers: dict[str, Any]
-    uid: bool
-
-
-class CopyMove(Command):
-    """COPY and MOVE."""
-
-    __slots__ = ('seqset', 'mailbox', 'uid')
-    _defaults = {'uid': False}
-
-    seqset: SeqSet
-    mailbox: str
-    uid: bool
+def __getattr__(name: str) -> Any:
+    module = _DEFINED_IN.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(__import__(f"{__package__}.{module}", fromlist=[name]), name)
+    globals()[name] = value
+    return value

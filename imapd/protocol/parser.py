@@ -661,15 +661,63 @@ def _text(raw: bytes) -> str:
 
 _CommandParser = "Callable[[Reader, str, str], c.Command]"
 COMMANDS: dict[str, _CommandParser] = {}
+_UID_COMMANDS: dict[str, _CommandParser] = {}  # after UID: FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE
 
 
-def command(*names: str) -> Callable[[_CommandParser], _CommandParser]:
-    def register(fn: _CommandParser) -> _CommandParser:
+def command(*names: str, uid: bool = False) -> Callable[[Callable[..., c.Command]], Callable[..., c.Command]]:
+    """Register the parser of commands `names`; with `uid`, also of `UID name`
+    (the parser is then called with uid=True)."""
+    def register(fn: Callable[..., c.Command]) -> Callable[..., c.Command]:
         for n in names:
             COMMANDS[n] = fn
+            if uid:
+                _UID_COMMANDS[n] = lambda r, tag, name: fn(r, tag, name, uid=True)
         return fn
 
     return register
+
+
+def uid_command(*names: str) -> Callable[[_CommandParser], _CommandParser]:
+    """Register the parser of `UID name` for a command that exists only after UID."""
+    def register(fn: _CommandParser) -> _CommandParser:
+        for n in names:
+            _UID_COMMANDS[n] = fn
+        return fn
+
+    return register
+
+
+def later(module: str, names: tuple[str, ...], uid_names: tuple[str, ...] = ()) -> None:
+    """Stand in for the parsers of commands whose grammar lives in `module`
+    (`fetch_syntax`...): the first such command imports it, and its parsers
+    replace these stand-ins.  A SELECT session never loads the grammar of
+    FETCH, SEARCH or STORE, nor the classes of the commands they produce."""
+
+    def load() -> None:
+        __import__(f"{__package__}.{module}")
+
+    def parse(r: Reader, tag: str, name: str) -> c.Command:
+        load()
+        if COMMANDS[name] is parse:
+            raise RuntimeError(f"{module} does not parse {name}")
+        return COMMANDS[name](r, tag, name)
+
+    def parse_after_uid(r: Reader, tag: str, name: str) -> c.Command:
+        load()
+        if _UID_COMMANDS[name] is parse_after_uid:
+            raise RuntimeError(f"{module} does not parse UID {name}")
+        return _UID_COMMANDS[name](r, tag, name)
+
+    for n in names:
+        COMMANDS[n] = parse
+    for n in uid_names:
+        _UID_COMMANDS[n] = parse_after_uid
+
+
+later("fetch_syntax", ("FETCH",), ("FETCH",))
+later("search_syntax", ("SEARCH",), ("SEARCH",))
+later("update_syntax", ("STORE", "COPY", "MOVE", "APPEND"), ("STORE", "COPY", "MOVE", "EXPUNGE"))
+later("mailbox_syntax", ("RENAME", "LIST", "LSUB", "STATUS"))
 
 
 def parse_command(r: Reader, tag: str) -> c.Command:
@@ -767,333 +815,6 @@ def _mailbox_cmd(r: Reader, tag: str, name: str) -> c.Command:
     return c.MailboxCommand(tag, name, mailbox, params)
 
 
-@command("RENAME")
-def _rename(r: Reader, tag: str, name: str) -> c.Command:
-    r.sp("mailbox name")
-    old = r.mailbox()
-    r.sp("new mailbox name")
-    new = r.mailbox()
-    return c.Rename(tag, name, old, new)
-
-
-@command("LIST", "LSUB")
-def _list(r: Reader, tag: str, name: str) -> c.Command:
-    r.sp("reference name")
-    select_opts: list[str] = []
-    if name == "LIST" and r.peek() == b"(":
-        select_opts = [str(x).upper() for x in _generic_list(r)]
-        r.sp("reference name")
-    reference = r.mailbox()
-    r.sp("mailbox pattern")
-    patterns: list[str] = []
-    if name == "LIST" and r.peek() == b"(":
-        r.pos += 1
-        patterns.append(r.list_mailbox())
-        while r.try_sp():
-            patterns.append(r.list_mailbox())
-        r.expect(b")", "Expected ')' to end pattern list")
-    else:
-        patterns.append(r.list_mailbox())
-    return_opts: list[Any] = []
-    if name == "LIST" and r.try_sp():
-        r.expect(b"RETURN", "Expected RETURN")
-        r.sp("RETURN options")
-        return_opts = _generic_list(r)
-    return c.List(tag, name, reference, patterns, select_opts, return_opts)
-
-
-STATUS_ITEMS = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE", "HIGHESTMODSEQ", "DELETED", "APPENDLIMIT", "MAILBOXID"}
-
-
-@command("STATUS")
-def _status(r: Reader, tag: str, name: str) -> c.Command:
-    r.sp("mailbox name")
-    mailbox = r.mailbox()
-    r.sp("status items")
-    r.expect(b"(", "Expected '(' to start status items")
-    items = [r.atom("status item").upper()]
-    while r.try_sp():
-        items.append(r.atom("status item").upper())
-    r.expect(b")", "Expected ')' to end status items")
-    for item in items:
-        if item not in STATUS_ITEMS:
-            raise ParseError(f"Unknown STATUS item {item}")
-    return c.Status(tag, name, mailbox, items)
-
-
-@command("APPEND")
-def _append(r: Reader, tag: str, name: str) -> c.Command:
-    r.sp("mailbox name")
-    mailbox = r.mailbox()
-    messages: list[c.AppendMessage] = []
-    while r.try_sp():
-        flags: list[str] = []
-        date: float | None = None
-        if r.peek() == b"(":
-            flags = r.flag_list()
-            r.sp("message literal")
-        if r.peek() == b'"':
-            date = r.date_time()
-            r.sp("message literal")
-        binary = r.peek() == b"~"
-        if r.peek() not in (b"{", b"~"):
-            raise r.error("Expected message literal")
-        data = r._literal()
-        if data is None:
-            raise r.error("Invalid message literal")
-        if not binary and b"\x00" in data:
-            raise ParseError("NUL octet in message literal (use literal8 for binary)")
-        messages.append(c.AppendMessage(flags, date, data, binary))
-    if not messages:
-        raise ParseError("Missing message literal")
-    return c.Append(tag, name, mailbox, messages)
-
-
-@command("SEARCH")
-def _search(r: Reader, tag: str, name: str, uid: bool = False) -> c.Command:
-    r.sp("search criteria")
-    return_opts: list[str] | None = None
-    charset: str | None = None
-    if r.peek(7).upper() == b"RETURN ":
-        r.pos += 7
-        r.expect(b"(", "Expected '(' after RETURN")
-        return_opts = []
-        if r.peek() != b")":
-            return_opts.append(r.atom("return option").upper())
-            while r.try_sp():
-                return_opts.append(r.atom("return option").upper())
-        r.expect(b")", "Expected ')' to end RETURN options")
-        for opt in return_opts:
-            if opt not in ("MIN", "MAX", "ALL", "COUNT", "SAVE"):
-                raise ParseError(f"Unknown SEARCH RETURN option {opt[:40]}")
-        r.sp("search criteria")
-    if r.peek(8).upper() == b"CHARSET ":
-        r.pos += 8
-        charset = _text(r.astring("charset")).upper()
-        r.sp("search criteria")
-    keys = [search_key(r)]
-    while r.try_sp():
-        keys.append(search_key(r))
-    key = keys[0] if len(keys) == 1 else ("AND", keys)
-    return c.Search(tag, name, key, charset, return_opts, uid)
-
-
-_SEARCH_FLAG_KEYS = {
-    "ANSWERED": ("FLAG", "\\Answered"),
-    "DELETED": ("FLAG", "\\Deleted"),
-    "DRAFT": ("FLAG", "\\Draft"),
-    "FLAGGED": ("FLAG", "\\Flagged"),
-    "SEEN": ("FLAG", "\\Seen"),
-    "UNANSWERED": ("UNFLAG", "\\Answered"),
-    "UNDELETED": ("UNFLAG", "\\Deleted"),
-    "UNDRAFT": ("UNFLAG", "\\Draft"),
-    "UNFLAGGED": ("UNFLAG", "\\Flagged"),
-    "UNSEEN": ("UNFLAG", "\\Seen"),
-    "ALL": ("ALL",),
-    "NEW": ("NEW",),
-    "OLD": ("OLD",),
-    "RECENT": ("RECENT",),
-}
-_SEARCH_HEADER_KEYS = {"FROM", "TO", "CC", "BCC", "SUBJECT"}
-_SEARCH_DATE_KEYS = {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"}
-
-
-def search_key(r: Reader) -> c.SearchKey:
-    """One search-key; OR chains nested to the right are read without recursion."""
-    ch = r.peek()
-    if ch == b"(":
-        r.pos += 1
-        r.enter()
-        keys = [search_key(r)]
-        while r.try_sp():
-            keys.append(search_key(r))
-        r.expect(b")", "Expected ')' to end search group")
-        r.leave()
-        return keys[0] if len(keys) == 1 else ("AND", keys)
-    if ch.isdigit() or ch in (b"*", b"$"):
-        return ("SEQ", r.seqset())
-    word = r.atom("search key").upper()
-    simple = _SEARCH_FLAG_KEYS.get(word)
-    if simple is not None:
-        return simple
-    if word in _SEARCH_HEADER_KEYS:
-        r.sp(f"{word} value")
-        return ("HEADER", word, r.astring(f"{word} value"))
-    if word in ("BODY", "TEXT"):
-        r.sp(f"{word} value")
-        return (word, r.astring(f"{word} value"))
-    if word in _SEARCH_DATE_KEYS:
-        r.sp(f"date after {word}")
-        return (word, r.date())
-    if word in ("KEYWORD", "UNKEYWORD"):
-        r.sp(f"keyword after {word}")
-        kw = r.flag()
-        return ("FLAG" if word == "KEYWORD" else "UNFLAG", kw)
-    if word == "HEADER":
-        r.sp("header field name")
-        field = _text(r.astring("header field name")).upper()
-        r.sp("header value")
-        return ("HEADER", field, r.astring("header value"))
-    if word in ("LARGER", "SMALLER"):
-        r.sp(f"size after {word}")
-        return (word, r.number("size", limit=(1 << 63) - 1))
-    if word in ("OLDER", "YOUNGER"):
-        r.sp(f"interval after {word}")
-        return (word, r.nz_number("interval"))
-    if word == "MODSEQ":
-        r.sp("mod-sequence")
-        if r.peek() == b'"':  # optional entry name and type
-            r.string("entry name")
-            r.sp("entry type")
-            r.atom("entry type")
-            r.sp("mod-sequence")
-        return ("MODSEQ", r.number("mod-sequence", limit=(1 << 63) - 1))
-    if word == "UID":
-        r.sp("sequence set after UID")
-        return ("UID", r.seqset())
-    if word == "NOT":
-        r.sp("search key after NOT")
-        r.enter()
-        inner = search_key(r)
-        r.leave()
-        return ("NOT", inner)
-    if word == "OR":
-        # OR a OR b OR c d  ->  ("ORN", [a, b, c, d]) without recursing per OR
-        operands: list[c.SearchKey] = []
-        while True:
-            r.sp("first search key after OR")
-            r.enter()
-            operands.append(search_key(r))
-            r.leave()
-            r.sp("second search key after OR")
-            if r.peek(3).upper() == b"OR " and len(operands) < 100000:
-                r.pos += 2
-                continue
-            r.enter()
-            operands.append(search_key(r))
-            r.leave()
-            break
-        if len(operands) == 2:
-            return ("OR", operands[0], operands[1])
-        return ("ORN", operands)
-    raise ParseError(f"Unknown search key {word[:40]}")
-
-
-_FETCH_MACROS = {
-    "ALL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"],
-    "FAST": ["FLAGS", "INTERNALDATE", "RFC822.SIZE"],
-    "FULL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"],
-}
-_FETCH_SIMPLE = {
-    "ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE", "RFC822.TEXT",
-    "BODY", "BODYSTRUCTURE", "UID", "MODSEQ", "EMAILID", "THREADID", "SAVEDATE",
-}
-
-
-@command("FETCH")
-def _fetch(r: Reader, tag: str, name: str, uid: bool = False) -> c.Command:
-    r.sp("sequence set")
-    seqset = r.seqset()
-    r.sp("fetch attributes")
-    items: list[c.FetchItem] = []
-    if r.peek() == b"(":
-        r.pos += 1
-        items.append(fetch_att(r))
-        while r.try_sp():
-            items.append(fetch_att(r))
-        r.expect(b")", "Expected ')' to end fetch attributes")
-    else:
-        end = r.scan(_FETCH_NAME)
-        word = r.text[r.pos : end].decode().upper()
-        if word in _FETCH_MACROS and r.text[end : end + 1] in (b"", b" "):
-            r.pos = end
-            items = [c.FetchItem(n) for n in _FETCH_MACROS[word]]
-        else:
-            items.append(fetch_att(r))
-    modifiers: dict[str, Any] = {}
-    if r.try_sp():
-        modifiers = _modifiers(r)
-    return c.Fetch(tag, name, seqset, items, modifiers, uid)
-
-
-def fetch_att(r: Reader) -> c.FetchItem:
-    tok = r._match(_FETCH_NAME)
-    if tok is None:
-        raise r.error("Expected fetch attribute")
-    word = tok.decode().upper()
-    if r.peek() == b"[":
-        if word in ("BODY", "BODY.PEEK"):
-            section = _section(r, binary=False)
-            return c.FetchItem("BODY[]", section, _partial(r), peek=word == "BODY.PEEK")
-        if word in ("BINARY", "BINARY.PEEK"):
-            section = _section(r, binary=True)
-            return c.FetchItem("BINARY[]", section, _partial(r), peek=word == "BINARY.PEEK")
-        if word == "BINARY.SIZE":
-            return c.FetchItem("BINARY.SIZE[]", _section(r, binary=True))
-        raise ParseError(f"Fetch attribute {word[:40]} takes no section")
-    if word in _FETCH_SIMPLE:
-        return c.FetchItem(word)
-    if word in ("BODY.PEEK", "BINARY", "BINARY.PEEK", "BINARY.SIZE"):
-        raise r.error(f"{word} needs a section in brackets")
-    if word in _FETCH_MACROS:
-        raise ParseError(f"{word} must be used alone, not inside a list")
-    raise ParseError(f"Unknown fetch attribute {word[:40]}")
-
-
-def _section(r: Reader, binary: bool) -> c.Section:
-    r.expect(b"[")
-    path: list[int] = []
-    spec: str | None = None
-    fields: tuple[str, ...] = ()
-    while r.peek().isdigit():
-        n = r.number("part number")
-        if n == 0 and not binary:
-            spec = "HEADER"  # obsolete IMAP2bis BODY[0] / BODY[1.0]: the header
-            break
-        if n == 0:
-            raise ParseError("Part number must not be zero")
-        path.append(n)
-        if r.peek() != b".":
-            if r.peek() != b"]":
-                raise r.error("Expected '.' or ']' after part number")
-            break
-        r.pos += 1
-        if r.peek() == b"]" or (binary and not r.peek().isdigit()):
-            raise r.error("Expected part number after '.'")
-    if spec is None and r.peek() != b"]":
-        if binary:
-            raise r.error("BINARY sections take part numbers only")
-        end = r.scan(_FETCH_NAME)
-        word = r.text[r.pos : end].decode().upper()
-        if word not in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"):
-            raise r.error("Invalid section specifier")
-        if word == "MIME" and not path:
-            raise ParseError("MIME section needs a part number")
-        r.pos = end
-        spec = word
-        if word.startswith("HEADER.FIELDS"):
-            r.sp()
-            r.expect(b"(", "Expected '(' to start header field list")
-            names = [_text(r.astring("header field name")).upper()]
-            while r.try_sp():
-                names.append(_text(r.astring("header field name")).upper())
-            r.expect(b")", "Expected ')' to end header field list")
-            fields = tuple(names)
-    r.expect(b"]", "Expected ']' to end section")
-    return c.Section(tuple(path), spec, fields)
-
-
-def _partial(r: Reader) -> tuple[int, int] | None:
-    if r.peek() != b"<":
-        return None
-    r.pos += 1
-    offset = r.number("partial offset")
-    r.expect(b".", "Expected '.' in partial range")
-    length = r.nz_number("partial length")
-    r.expect(b">", "Expected '>' to end partial range")
-    return (offset, length)
-
-
 def _modifiers(r: Reader) -> dict[str, Any]:
     """Fetch/store modifiers such as (CHANGEDSINCE 5) or (UNCHANGEDSINCE 3)."""
     items = _generic_list(r)
@@ -1115,63 +836,6 @@ def _modifiers(r: Reader) -> dict[str, Any]:
         else:
             raise ParseError(f"Unknown modifier {key[:40]}")
     return out
-
-
-@command("STORE")
-def _store(r: Reader, tag: str, name: str, uid: bool = False) -> c.Command:
-    r.sp("sequence set")
-    seqset = r.seqset()
-    r.sp("FLAGS, +FLAGS or -FLAGS")
-    modifiers: dict[str, Any] = {}
-    if r.peek() == b"(":
-        modifiers = _modifiers(r)
-        r.sp("FLAGS, +FLAGS or -FLAGS")
-    at = r.pos
-    sign = r.text[at : at + 1]
-    if sign in (b"+", b"-"):
-        at += 1
-    else:
-        sign = b""
-    if r.text[at : at + 5].upper() != b"FLAGS":
-        raise r.error("Expected FLAGS, +FLAGS or -FLAGS")
-    at += 5
-    silent = r.text[at : at + 7].upper() == b".SILENT"
-    r.pos = at + 7 if silent else at
-    mode = {b"": "set", b"+": "add", b"-": "remove"}[sign]
-    r.sp("flags")
-    if r.peek() == b"(":
-        flags = r.flag_list()
-    else:
-        flags = [r.flag()]
-        while r.try_sp():
-            flags.append(r.flag())
-    for f in flags:
-        if f.lower() in ("\\recent", "\\*"):
-            raise ParseError(f"{f} cannot be stored")
-    return c.Store(tag, name, seqset, mode, silent, flags, modifiers, uid)
-
-
-@command("COPY", "MOVE")
-def _copy(r: Reader, tag: str, name: str, uid: bool = False) -> c.Command:
-    r.sp("sequence set")
-    seqset = r.seqset()
-    r.sp("mailbox name")
-    return c.CopyMove(tag, name, seqset, r.mailbox(), uid)
-
-
-def _uid_expunge(r: Reader, tag: str, name: str) -> c.Command:
-    r.sp("sequence set")
-    return c.UidExpunge(tag, name, r.seqset())
-
-
-_UID_COMMANDS: dict[str, Callable[[Reader, str, str], c.Command]] = {
-    "FETCH": lambda r, t, n: _fetch(r, t, n, uid=True),
-    "STORE": lambda r, t, n: _store(r, t, n, uid=True),
-    "SEARCH": lambda r, t, n: _search(r, t, n, uid=True),
-    "COPY": lambda r, t, n: _copy(r, t, n, uid=True),
-    "MOVE": lambda r, t, n: _copy(r, t, n, uid=True),
-    "EXPUNGE": _uid_expunge,
-}
 
 
 def _generic_list(r: Reader) -> list[Any]:

@@ -60,6 +60,32 @@ def test_preauth_greeting_and_select_import_nothing_heavy(sample_config):
     assert not names & HEAVY, sorted(names & HEAVY)
 
 
+GRAMMARS = {"imapd.protocol.fetch_syntax", "imapd.protocol.search_syntax", "imapd.protocol.update_syntax",
+            "imapd.protocol.mailbox_syntax"}
+
+
+@pytest.mark.parametrize("commands, loaded", [
+    (b"a SELECT INBOX\r\nb LOGOUT\r\n", set()),
+    (b"a SELECT INBOX\r\nb UID FETCH 1:* FLAGS\r\nc LOGOUT\r\n", {"imapd.protocol.fetch_syntax"}),
+    (b"a LIST \"\" *\r\nb STATUS INBOX (MESSAGES)\r\nc LOGOUT\r\n", {"imapd.protocol.mailbox_syntax"}),
+    (b"a SELECT INBOX\r\nb UID EXPUNGE 1\r\nc LOGOUT\r\n", {"imapd.protocol.update_syntax"}),
+    (b"a SELECT INBOX\r\nb SEARCH ALL\r\nc LOGOUT\r\n",
+     {"imapd.protocol.search_syntax", "imapd.protocol.fetch_syntax"}),  # (the handler shares FETCH's message data)
+])
+def test_a_session_loads_the_grammars_of_the_commands_it_sends(commands, loaded):
+    """The grammars (and command classes) of FETCH, SEARCH, STORE... load at
+    the first such command: a SELECT alone loads none of them."""
+    user = mail_user()
+    maildir = make_maildir(user)
+    try:
+        names, out = _imports(["--maildir", maildir], commands, as_user=True)
+    finally:
+        remove_maildir(maildir)
+    tags = [line.split(b" ", 1)[0] for line in commands.splitlines()]
+    assert all(f"\r\n{t.decode()} OK".encode() in out for t in tags), out
+    assert names & GRAMMARS == loaded
+
+
 @pytest.mark.parametrize("backend", ["pam", "passwd-file"])
 def test_login_greeting_imports_nothing_heavy(backend, tmp_path):
     """Started as root by inetd: the backend is chosen, but PAM, bcrypt and the

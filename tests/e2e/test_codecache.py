@@ -99,6 +99,15 @@ def test_a_garbled_or_truncated_cache_is_not_used(package):
         path.write_bytes(damaged)
         loaders = _loaders(package, ["imapd.session", "imapd.store.maildir.mailbox"])
         assert set(loaders.values()) == {"SourceFileLoader"}, (len(damaged), loaders)
+    # An index that reads, but not as one: no entry is trusted.
+    import marshal
+
+    header_end = whole.index(b"\n") + 1 + 4 + 1
+    header_end += 2 + int.from_bytes(whole[header_end:header_end + 2], "little")
+    bogus = marshal.dumps({"imapd.session": ("x",), "imapd.store.maildir.mailbox": (True, 7, 0, 0, 0, 0)})
+    path.write_bytes(whole[:header_end] + len(bogus).to_bytes(4, "little") + bogus)
+    loaders = _loaders(package, ["imapd.session", "imapd.store.maildir.mailbox"])
+    assert set(loaders.values()) == {"SourceFileLoader"}, loaders
     # Cut short: what is still whole is served, the rest compiled from source.
     path.write_bytes(whole[:len(whole) // 2])
     listed = _python(package, "import imapd.codecache as c\nf = c.install()\nprint(' '.join(f.index))").split()

@@ -84,7 +84,9 @@ def session(src: str, config: str, context: ssl.SSLContext, script: bytes, tls: 
     listener.close()
     env = {"PATH": os.path.dirname(sys.executable) + ":/usr/bin:/bin", "PYTHONPATH": src}
     start = time.perf_counter()
-    proc = subprocess.Popen([LAUNCHER, "--config", config] + (["--tls"] if tls else []), stdin=conn, stdout=conn,
+    own = os.path.join(src, "bin", "imapd")  # a tree's own launcher, if it has one (it may differ)
+    launcher = own if os.path.exists(own) else LAUNCHER
+    proc = subprocess.Popen([launcher, "--config", config] + (["--tls"] if tls else []), stdin=conn, stdout=conn,
                             stderr=subprocess.DEVNULL, env=env, cwd="/")
     conn.close()
     sock = context.wrap_socket(client, server_hostname="localhost") if tls else client

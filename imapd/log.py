@@ -66,11 +66,12 @@ def error(message: str) -> None:
     _emit("ERR", message)
 
 
-def exception(message: str) -> None:
-    """Log the current exception's traceback (never shown to the client)."""
+def exception(message: str, failure: BaseException | None = None) -> None:
+    """Log the traceback of `failure`, or of the exception being handled
+    (never shown to the client)."""
     import traceback
 
-    text = traceback.format_exc()
+    text = "".join(traceback.format_exception(failure)) if failure is not None else traceback.format_exc()
     _emit("ERR", message)
     for line in text.rstrip().splitlines():
         _emit("ERR", line)

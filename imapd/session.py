@@ -161,6 +161,8 @@ class Session:
         self._start(ev)
 
     def _protocol_error(self, ev: ProtocolError) -> None:
+        if ev.failure is not None:
+            log.exception("internal error parsing a command", ev.failure)
         if ev.fatal:
             self.out += R.untagged(ev.text, code=ev.code, status="BYE")
             self.finish(f"protocol error: {ev.text}")

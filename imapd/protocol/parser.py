@@ -42,16 +42,19 @@ class ProtocolError(Record):
     `tag` is the command's tag when one could be read (answer tagged BAD),
     else "*".  `fatal` means the stream cannot be trusted any more: answer
     `* BYE` and close.  `code` is an optional response code (e.g. TOOBIG).
+    `failure` is the exception when the fault is the parser's own (a grammar
+    that could not be loaded, a bug): for the log, never for the client.
     """
 
-    __slots__ = ('tag', 'text', 'fatal', 'code', 'status')
-    _defaults = {'fatal': False, 'code': None, 'status': "BAD"}
+    __slots__ = ('tag', 'text', 'fatal', 'code', 'status', 'failure')
+    _defaults = {'fatal': False, 'code': None, 'status': "BAD", 'failure': None}
 
     tag: str
     text: str
     fatal: bool
     code: str | None
     status: str
+    failure: BaseException | None
 
 
 class RawLine(Record):
@@ -354,6 +357,8 @@ class Parser:
             return ProtocolError(tag, str(e))
         except RecursionError:
             return ProtocolError(tag, "Command nested too deeply")
+        except Exception as e:  # noqa: BLE001 - our fault, not the client's: the session logs it
+            return ProtocolError(tag, "Internal server error, logged", code="SERVERBUG", status="NO", failure=e)
 
 
 # ------------------------------------------------------------------- reader

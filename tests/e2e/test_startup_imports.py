@@ -86,6 +86,32 @@ def test_a_session_loads_the_grammars_of_the_commands_it_sends(commands, loaded)
     assert names & GRAMMARS == loaded
 
 
+def test_a_grammar_that_cannot_load_fails_its_command_not_the_session():
+    """A broken installation (here FETCH's grammar will not compile): the
+    FETCH is answered NO [SERVERBUG], nothing reaches standard error (the
+    client's socket under inetd), and the session goes on."""
+    import shutil
+
+    user = mail_user()
+    maildir = make_maildir(user)
+    root = tempfile.mkdtemp(prefix="imapd-test-lib-", dir="/tmp")
+    try:
+        os.chmod(root, 0o755)
+        shutil.copytree(os.path.join(REPO, "imapd"), os.path.join(root, "imapd"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        with open(os.path.join(root, "imapd", "protocol", "fetch_syntax.py"), "a") as f:
+            f.write("\nthis is not Python (\n")
+        out = subprocess.run([os.path.join(REPO, "bin", "imapd"), "--maildir", maildir],
+                             input=b"a SELECT INBOX\r\nb FETCH 1:* FLAGS\r\nc NOOP\r\nd LOGOUT\r\n",
+                             capture_output=True, env={**_env(root), "PYTHONPROFILEIMPORTTIME": ""},
+                             preexec_fn=_demote(user), cwd="/", timeout=30)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        remove_maildir(maildir)
+    assert b"\r\nb NO [SERVERBUG] " in out.stdout and b"\r\nc OK" in out.stdout and b"\r\nd OK" in out.stdout, out
+    assert out.stderr == b"" and out.returncode == 0
+
+
 @pytest.mark.parametrize("backend", ["pam", "passwd-file"])
 def test_login_greeting_imports_nothing_heavy(backend, tmp_path):
     """Started as root by inetd: the backend is chosen, but PAM, bcrypt and the

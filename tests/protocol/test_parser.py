@@ -1016,6 +1016,30 @@ PARSED_NAMES = {
 }
 
 
+def test_a_grammar_that_cannot_be_loaded_is_a_server_error_and_the_next_command_parses(monkeypatch):
+    """The grammars of FETCH, SEARCH... load at first use. If one cannot be
+    (a broken installation), that command is answered NO [SERVERBUG] with the
+    exception kept for the log, and parsing goes on."""
+    from imapd.protocol import parser
+
+    monkeypatch.setattr(parser, "COMMANDS", dict(parser.COMMANDS))
+    parser.later("no_such_syntax", ("XNOTHERE",))
+    evs = events(b"a XNOTHERE 1\r\nb NOOP\r\n")
+    assert isinstance(evs[0], ProtocolError) and (evs[0].tag, evs[0].status, evs[0].code) == ("a", "NO", "SERVERBUG")
+    assert isinstance(evs[0].failure, ModuleNotFoundError) and "no_such_syntax" not in evs[0].text
+    assert isinstance(evs[1], c.Simple) and evs[1].tag == "b"
+
+
+def test_the_grammars_load_at_first_use_and_parse_as_before():
+    from imapd.protocol import parser
+
+    assert parser.COMMANDS["FETCH"].__name__ in ("parse", "_fetch")
+    f = cmd(b"a UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (FROM)])", c.Fetch)
+    assert f.uid and [i.name for i in f.items] == ["FLAGS", "BODY[]"] and f.items[1].section.fields == ("FROM",)
+    assert parser.COMMANDS["FETCH"].__name__ == "_fetch"  # the stand-in replaced
+    assert cmd(b"a UID EXPUNGE 3:5", c.UidExpunge).uid
+
+
 def test_every_parsed_command_is_allowed_in_some_state():
     from imapd.protocol.parser import COMMANDS
 

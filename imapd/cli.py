@@ -126,7 +126,9 @@ def run_and_exit() -> None:
     freeing every module and the mailbox's 100,000-entry arrays one object at a
     time -- which costs a short session a noticeable part of its life.  Only
     stdout and stderr can hold buffered bytes (command-line output): flushed
-    first.  An exception escaping `main()` takes the ordinary way out.
+    first.  An exception escaping `main()` (a fault of ours outside any
+    command) is logged, not printed -- under inetd standard error is the
+    client's socket -- and the process ends with status 70 (EX_SOFTWARE).
 
     The cyclic garbage collector is paused from here (from the launcher's
     first line, when started through it) until the session first waits with
@@ -139,7 +141,13 @@ def run_and_exit() -> None:
     import gc
 
     gc.disable()
-    code = main()
+    try:
+        code = main()
+    except Exception:  # noqa: BLE001 - never a traceback on the client's socket
+        from . import log
+
+        log.exception("imapd stopped by an internal error")
+        code = 70
     if sys.getprofile() is not None or sys.gettrace() is not None:
         sys.exit(code)  # under cProfile or a coverage tool: let it write its report at exit
     _refresh_code_cache()

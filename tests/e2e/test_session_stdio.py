@@ -7,13 +7,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
 import pexpect
 import pytest
 
-from harness import IMAPD, ImapPipe, config_file, deliver, make_maildir, mail_user, remove_maildir, server_env, tagged_status
+from harness import IMAPD, REPO, ImapPipe, config_file, deliver, make_maildir, mail_user, remove_maildir, server_env, tagged_status
 from harness import _demote as _run_as
 
 IN_CI = os.environ.get("CI") == "true"
@@ -408,3 +409,37 @@ def test_stop_signal_lets_a_running_fetch_finish_first(user, maildir):
     fetch_ok = out.index(b"\r\nf OK FETCH completed\r\n")
     assert out.endswith(b"f OK FETCH completed\r\n* BYE Server shutting down\r\n")
     assert fetch_ok == len(out) - len(b"\r\nf OK FETCH completed\r\n* BYE Server shutting down\r\n")
+
+
+@pytest.mark.parametrize("to_stderr", [False, True])
+def test_a_fault_outside_any_command_is_logged_never_printed(to_stderr):
+    """An exception that escapes the session loop itself (here injected into a
+    copy of imapd) ends the process with status 70 and no traceback on
+    standard error -- the client's socket under inetd -- unless the config
+    sends the log there."""
+    user = mail_user()
+    maildir = make_maildir(user)
+    root = tempfile.mkdtemp(prefix="imapd-test-lib-", dir="/tmp")
+    try:
+        os.chmod(root, 0o755)
+        shutil.copytree(os.path.join(REPO, "imapd"), os.path.join(root, "imapd"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        path = os.path.join(root, "imapd", "session.py")
+        text = open(path).read()
+        marker = "    gc_paused = not gc.isenabled()\n"
+        assert marker in text
+        with open(path, "w") as f:
+            f.write(text.replace(marker, marker + "    raise RuntimeError('injected fault')\n", 1))
+        cfg = config_file(f"[server]\nlog_to_stderr = {'true' if to_stderr else 'false'}\n")
+        out = subprocess.run([os.path.join(REPO, "bin", "imapd"), "--config", cfg, "--maildir", maildir],
+                             input=b"a NOOP\r\n", capture_output=True, preexec_fn=_run_as(user), cwd="/", timeout=30,
+                             env={"PATH": os.path.dirname(sys.executable) + ":/usr/bin:/bin", "PYTHONPATH": root})
+        os.unlink(cfg)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        remove_maildir(maildir)
+    assert out.returncode == 70 and out.stdout.startswith(b"* PREAUTH") and b"Traceback" not in out.stdout, out
+    if to_stderr:
+        assert b"imapd stopped by an internal error" in out.stderr and b"RuntimeError: injected fault" in out.stderr
+    else:
+        assert out.stderr == b""

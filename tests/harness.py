@@ -498,3 +498,21 @@ class RecordingPipe(ImapPipe):
             except EOFError:
                 data, self.buf = self.buf, b""
                 return data
+
+
+def altered_copy(relative: str, change: Callable[[str], str]) -> str:
+    """A copy of the imapd package (sources only) in a new directory every user
+    may read, with the file `relative` (e.g. "session.py") rewritten by
+    `change`: a broken installation, or a fault injected where no test could
+    reach it otherwise.  Returns the directory to put on PYTHONPATH."""
+    root = tempfile.mkdtemp(prefix="imapd-test-lib-", dir="/tmp")
+    os.chmod(root, 0o755)
+    shutil.copytree(os.path.join(REPO, "imapd"), os.path.join(root, "imapd"), ignore=shutil.ignore_patterns("__pycache__"))
+    path = os.path.join(root, "imapd", relative)
+    with open(path) as f:
+        text = f.read()
+    changed = change(text)
+    assert changed != text, f"{relative}: nothing changed"
+    with open(path, "w") as f:
+        f.write(changed)
+    return root

@@ -14,7 +14,7 @@ import time
 import pexpect
 import pytest
 
-from harness import IMAPD, REPO, ImapPipe, config_file, deliver, make_maildir, mail_user, remove_maildir, server_env, tagged_status
+from harness import IMAPD, REPO, ImapPipe, altered_copy, config_file, deliver, make_maildir, mail_user, remove_maildir, server_env, tagged_status
 from harness import _demote as _run_as
 
 IN_CI = os.environ.get("CI") == "true"
@@ -419,17 +419,9 @@ def test_a_fault_outside_any_command_is_logged_never_printed(to_stderr):
     sends the log there."""
     user = mail_user()
     maildir = make_maildir(user)
-    root = tempfile.mkdtemp(prefix="imapd-test-lib-", dir="/tmp")
+    marker = "    gc_paused = not gc.isenabled()\n"
+    root = altered_copy("session.py", lambda text: text.replace(marker, marker + "    raise RuntimeError('injected fault')\n", 1))
     try:
-        os.chmod(root, 0o755)
-        shutil.copytree(os.path.join(REPO, "imapd"), os.path.join(root, "imapd"),
-                        ignore=shutil.ignore_patterns("__pycache__"))
-        path = os.path.join(root, "imapd", "session.py")
-        text = open(path).read()
-        marker = "    gc_paused = not gc.isenabled()\n"
-        assert marker in text
-        with open(path, "w") as f:
-            f.write(text.replace(marker, marker + "    raise RuntimeError('injected fault')\n", 1))
         cfg = config_file(f"[server]\nlog_to_stderr = {'true' if to_stderr else 'false'}\n")
         out = subprocess.run([os.path.join(REPO, "bin", "imapd"), "--config", cfg, "--maildir", maildir],
                              input=b"a NOOP\r\n", capture_output=True, preexec_fn=_run_as(user), cwd="/", timeout=30,

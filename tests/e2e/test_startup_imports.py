@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from harness import REPO, _demote, config_file, mail_user, make_maildir, remove_maildir, require_root
+from harness import REPO, _demote, altered_copy, config_file, mail_user, make_maildir, remove_maildir, require_root
 
 # Each costs a connection milliseconds (with what it imports in turn).
 HEAVY = {"tomllib", "typing", "dataclasses", "re", "collections", "inspect", "enum", "ipaddress",
@@ -94,13 +94,8 @@ def test_a_grammar_that_cannot_load_fails_its_command_not_the_session():
 
     user = mail_user()
     maildir = make_maildir(user)
-    root = tempfile.mkdtemp(prefix="imapd-test-lib-", dir="/tmp")
+    root = altered_copy("protocol/fetch_syntax.py", lambda text: text + "\nthis is not Python (\n")
     try:
-        os.chmod(root, 0o755)
-        shutil.copytree(os.path.join(REPO, "imapd"), os.path.join(root, "imapd"),
-                        ignore=shutil.ignore_patterns("__pycache__"))
-        with open(os.path.join(root, "imapd", "protocol", "fetch_syntax.py"), "a") as f:
-            f.write("\nthis is not Python (\n")
         out = subprocess.run([os.path.join(REPO, "bin", "imapd"), "--maildir", maildir],
                              input=b"a SELECT INBOX\r\nb FETCH 1:* FLAGS\r\nc NOOP\r\nd LOGOUT\r\n",
                              capture_output=True, env={**_env(root), "PYTHONPROFILEIMPORTTIME": ""},

@@ -1243,7 +1243,10 @@ class MaildirMailbox(Mailbox):
         else:
             fn = {b: i for b, i, n in zip(self._bases, self._infos, self._innew) if n}
         if list_cur:
-            fc, dups = _scan_dir(f.cur_fd, self._bases if use_view else ul.bases)
+            # a later listing (one that checks the view) shares the names
+            # already held; the first has none to share, and the lookups
+            # would cost a cold open of 100,000 messages 25 ms
+            fc, dups = _scan_dir(f.cur_fd, () if initial else self._bases if use_view else ul.bases)
             if dups is not None:
                 self._duplicates(dups)
         else:

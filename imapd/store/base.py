@@ -25,7 +25,7 @@ import abc
 from ..record import Record
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
+    from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 

@@ -732,7 +732,6 @@ class MaildirStore(Store):
     def _copy_one(self, src: MaildirMailbox, p: int, df: MaildirFolder, info: str, wsize: int) -> str | None:
         """Hard-link one message into df/cur (same file system), else copy it
         through df/tmp keeping its mtime (internal date).  Returns the new base."""
-        sf = src._f
         suffix = ""
         sb = src._bases[p]
         i = sb.find(",S=")

@@ -130,10 +130,13 @@ def stale() -> bool:
     return False
 
 
+_written_here = False
+
+
 def refresh(package_dir: str = PACKAGE_DIR) -> None:
     """Rewrite the cache if it served this process badly and writing is allowed.
     Any failure (a read-only installation, a full disk) leaves imports as they were."""
-    if sys.dont_write_bytecode or not stale():
+    if sys.dont_write_bytecode or _written_here or not stale():
         return
     try:
         write(package_dir)
@@ -156,6 +159,8 @@ def write(package_dir: str = PACKAGE_DIR) -> int:
         with os.fdopen(fd, "wb") as f:
             count = _write_to(f, package_dir)
         os.replace(temporary, target)
+        global _written_here
+        _written_here = True  # (what this process imported is in it, or was compiled again)
     except BaseException:
         try:
             os.unlink(temporary)

@@ -13,7 +13,6 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker
 if TYPE_CHECKING:
     from typing import Any
 
-
 # A search key is a tuple (NAME, *args): ("ALL",), ("FLAG", "\\Seen"),
 # ("UNFLAG", "\\Seen"), ("NOT", key), ("OR", key, key), ("AND", [keys]),
 # ("ORN", [keys]) for a chain `OR a OR b c` (any of the keys; read without recursion),
@@ -69,8 +68,6 @@ class MailboxCommand(Command):
 
     mailbox: str
     params: list[Any]  # e.g. SELECT (CONDSTORE)
-
-
 
 
 # The commands a session may never send are defined with their grammars,

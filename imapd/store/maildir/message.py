@@ -170,14 +170,14 @@ def write_stored(fd: int, src: BinaryIO) -> tuple[int, int]:
         if not chunk:
             continue
         data = chunk.replace(b"\r\n", b"\n") if b"\r\n" in chunk else chunk
-        _write_all(fd, data)
+        write_all(fd, data)
         size += len(data)
         bare += data.count(b"\n") - data.count(b"\r\n")
         if prev_cr and data[:1] == b"\n":
             bare -= 1
         prev_cr = data[-1:] == b"\r"
     if held:
-        _write_all(fd, b"\r")
+        write_all(fd, b"\r")
         size += 1
     return size, size + bare
 
@@ -189,11 +189,11 @@ def copy_fd(src_fd: int, dst_fd: int) -> None:
         chunk = os.pread(src_fd, CHUNK, pos)
         if not chunk:
             break
-        _write_all(dst_fd, chunk)
+        write_all(dst_fd, chunk)
         pos += len(chunk)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from typing import Iterator
 
 from imapd.store.base import StoreError
+from imapd.store.maildir.message import write_all
 
 NAME = "dovecot-uidlist"
 TMP_NAME = "dovecot-uidlist.tmp"
@@ -489,9 +490,7 @@ class UidList:
                 return self._append_by_rewrite(first, bases, exts, new_uids)
             try:
                 for data in self._encoded(new_uids, bases, exts):
-                    k = os.write(fd, data)
-                    while k < len(data):
-                        k += os.write(fd, data[k:])
+                    write_all(fd, data)
                 os.fdatasync(fd)
             except BaseException:
                 # disk full, file size limit...: leave no partial record line
@@ -577,7 +576,7 @@ class UidList:
             dir_fd=self.dir_fd,
         )
         try:
-            _write_all(fd, (" ".join(hdr) + "\n").encode(_ENC, _ERRS))
+            write_all(fd, (" ".join(hdr) + "\n").encode(_ENC, _ERRS))
             # A few thousand records at a time: the whole text of 100,000
             # would be 10 MB of line strings, then 6 MB twice (text, bytes).
             uids, bases, exts = self.uids, self.bases, self.exts
@@ -585,7 +584,7 @@ class UidList:
                 end = start + _REWRITE_CHUNK
                 chunk = "".join([f"{u} :{b}\n" if e is None else f"{u} {e} :{b}\n"
                                  for u, b, e in zip(uids[start:end], bases[start:end], exts[start:end])])
-                _write_all(fd, chunk.encode(_ENC, _ERRS))
+                write_all(fd, chunk.encode(_ENC, _ERRS))
             os.fdatasync(fd)
             st = os.fstat(fd)
             if old is not None and st.st_mtime_ns <= old.st_mtime_ns:
@@ -628,12 +627,6 @@ class UidList:
 
 
 _REWRITE_CHUNK = 4096
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    n = os.write(fd, data)
-    while n < len(data):
-        n += os.write(fd, data[n:])
 
 
 def read_courier_uiddb(dir_fd: int) -> tuple[int, int, list[int], list[str]] | None:

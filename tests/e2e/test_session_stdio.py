@@ -129,6 +129,32 @@ def test_input_that_ends_behind_a_full_output_buffer_is_answered_in_full(user, m
     assert out.endswith(b"f599 OK FETCH completed\r\n* BYE imapd logging out\r\nz OK Logout completed\r\n")
 
 
+def test_output_pipe_that_fills_is_enlarged_once(user, maildir):
+    # under ssh stdout is a pipe of 64 KB: a FETCH that fills it makes imapd
+    # raise it to 1 MB (the reader is woken 16 times less often); output that
+    # never fills it leaves it alone
+    import fcntl
+
+    deliver(maildir, b"Subject: big\n\n" + b"y" * 200_000 + b"\n", user)
+    imap = ImapPipe(["--maildir", maildir], user)
+    fd = imap.proc.stdout.fileno()
+    try:
+        start = fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+        assert start < 1 << 20
+        imap.send(b"a SELECT INBOX\r\n")
+        imap.read_until_tagged("a")
+        assert fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) == start
+        imap.send(b"b FETCH 1 BODY.PEEK[]\r\n")
+        time.sleep(0.5)  # not read: the pipe fills
+        assert fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) == 1 << 20
+        lines = imap.read_until_tagged("b")
+        assert lines[-1] == b"b OK FETCH completed"
+        assert b"y" * 200_000 + b"\r\n)" in b"\r\n".join(lines)
+    finally:
+        imap.send(b"z LOGOUT\r\n")
+        imap.proc.wait(10)
+
+
 def test_input_that_ends_in_idle_or_a_literal_ends_the_session(user, maildir):
     for commands in (b"a SELECT INBOX\r\nb IDLE\r\n", b"a SELECT INBOX\r\nb APPEND INBOX {10}\r\nabc",
                      b"a NOOP\r\nb NOOP without its line end"):

@@ -21,7 +21,7 @@ PIPE_SIZE = 1 << 20  # what an output pipe is enlarged to (Linux's limit for an 
 
 
 class StdioTransport:
-    def __init__(self, rfd: int = 0, wfd: int = 1, tls_context_factory: Any = None) -> None:
+    def __init__(self, rfd: int = 0, wfd: int = 1, tls_context_factory: Any = None, enlarge_pipe: bool = True) -> None:
         self.rfd = rfd
         self.wfd = wfd
         self._saved_blocking: dict[int, bool] = {}
@@ -37,7 +37,7 @@ class StdioTransport:
         self._plain_in = bytearray()  # decrypted bytes not yet handed out
         self.closed = False
         self.raw_written = 0  # bytes the client's descriptor took (progress of output)
-        self._enlarge_tried = False
+        self._enlarge_tried = not enlarge_pipe
 
     # -------------------------------------------------------------- plain
     def _raw_read(self) -> bytes | None:

@@ -20,7 +20,7 @@ def _drain_through_pipe(s: Session, capacity: int = 4096) -> bytes:
     r, w = os.pipe()
     try:
         fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, capacity)
-        transport = StdioTransport(rfd=r, wfd=w)
+        transport = StdioTransport(rfd=r, wfd=w, enlarge_pipe=False)  # (a slow client's small pipe)
         got = bytearray()
         writes = 0
         while True:

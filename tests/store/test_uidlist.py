@@ -77,6 +77,23 @@ def test_rewrite_in_chunks_writes_every_record_once(maildir, monkeypatch):
     os.close(fd)
 
 
+def test_tail_read_finds_the_last_uid_behind_long_records(maildir):
+    # the header's N can lag behind the records (another writer appended);
+    # the last UID comes from the end of the file, however long its records
+    os.makedirs(maildir, exist_ok=True)
+    records = "".join(f"{k} :17000000{k:04d}.M{k}P1.host\n" for k in range(1, 301))
+    long_ext = "X" + "y" * 10_000
+    records += f"301 {long_ext} :1700000301.M301P1.host\n302 {long_ext} :1700000302.M302P1.host\n"
+    with open(os.path.join(maildir, "dovecot-uidlist"), "w") as fh:
+        fh.write("3 V1700000000 N5 G" + "0" * 32 + "\n" + records)
+    fd = _dirfd(maildir)
+    ul = UidList(fd)
+    ul.refresh_tail()
+    assert not ul.loaded and ul.next_uid == 303
+    assert ul.append(["1700000400.M1P1.new"]) == [303]
+    os.close(fd)
+
+
 def test_append_keeps_header_and_appends(maildir):
     _put(maildir, "dovecot-uidlist.v3", "dovecot-uidlist")
     fd = _dirfd(maildir)

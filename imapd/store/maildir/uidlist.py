@@ -44,6 +44,9 @@ NAME = "dovecot-uidlist"
 TMP_NAME = "dovecot-uidlist.tmp"
 _ENC = "utf-8"
 _ERRS = "surrogateescape"  # the same mapping os.listdir() uses for names
+# refresh_tail reads this much of the end for the last records (about 25 of
+# them; all it needs is the last UID), more only if no whole record is in it
+TAIL_WINDOW = 2048
 
 
 def _split_base(name: str) -> str:
@@ -397,14 +400,18 @@ class UidList:
                 fd = None
                 self.load()
                 return
-            start = max(nl + 1, st.st_size - 8192)
-            tail = os.pread(fd, st.st_size - start, start)
-            if start > nl + 1:
-                first_nl = tail.find(b"\n")
-                tail = tail[first_nl + 1 :] if first_nl >= 0 else b""
-                base_off = st.st_size - len(tail)
-            else:
-                base_off = start
+            window = TAIL_WINDOW
+            while True:
+                start = max(nl + 1, st.st_size - window)
+                tail = os.pread(fd, st.st_size - start, start)
+                if start == nl + 1:
+                    base_off = start
+                    break
+                tail = tail[tail.find(b"\n") + 1 :]  # (the first line is cut, unless found empty)
+                if b"\n" in tail:
+                    base_off = st.st_size - len(tail)
+                    break
+                window *= 8  # no whole record in it (names of 255 bytes, long extensions)
             end = tail.rfind(b"\n") + 1
             self._parse_records(tail[:end].decode(_ENC, _ERRS), False)
             self.offset = base_off + end

@@ -22,10 +22,14 @@ class SelectedView:
     def __init__(self, mailbox: Mailbox, readonly: bool) -> None:
         self.mailbox = mailbox
         self.readonly = readonly
-        # what the client knows, in order: a compact copy (a memcpy of the
-        # store's array, where a list of 100,000 ints would cost milliseconds)
+        # what the client knows, in order: the store's own array, which it
+        # never changes once lent (Mailbox.uids), copied here only when new
+        # messages are announced -- a copy at SELECT costs 100,000 messages
+        # 400 KB of fresh memory, a tenth of a millisecond per 30 pages
         uids = mailbox.uids()
-        self.uids: array = uids[:] if isinstance(uids, array) and uids.typecode == "I" else array("I", uids)
+        lent = isinstance(uids, array) and uids.typecode == "I"
+        self.uids: array = uids if lent else array("I", uids)
+        self._uids_lent = lent
         self.pending_expunged: set[int] = set()  # gone on disk, not yet announced
         self.pending_flags: set[int] = set()
         self.known_keywords: tuple[str, ...] = tuple(mailbox.keywords())
@@ -77,6 +81,9 @@ class SelectedView:
             gone = set(changes.expunged)  # added and removed since the last sync: never announce it
             new = [u for u in changes.added if u > last and u not in gone]
             if new:
+                if self._uids_lent:
+                    self.uids = self.uids[:]
+                    self._uids_lent = False
                 self.uids.extend(new)
                 out += b"* %d EXISTS\r\n" % len(self.uids)
                 out += b"* %d RECENT\r\n" % self.mailbox.recent_count()
@@ -107,6 +114,7 @@ class SelectedView:
         for shift, pos in enumerate(positions):
             out += b"* %d EXPUNGE\r\n" % (pos + 1 - shift)
         self.uids = array("I", [u for u in self.uids if u not in gone])
+        self._uids_lent = False
         self.pending_expunged = set()
         return bytes(out)
 

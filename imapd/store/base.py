@@ -245,7 +245,8 @@ class Mailbox(abc.ABC):
 
     @abc.abstractmethod
     def uids(self) -> Sequence[int]:
-        """The UIDs present after the last sync, ascending."""
+        """The UIDs present after the last sync, ascending.  The sequence
+        returned is not changed afterwards: a later sync makes a new one."""
 
     @abc.abstractmethod
     def sync(self) -> SyncChanges:

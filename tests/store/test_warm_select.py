@@ -118,21 +118,26 @@ def test_first_unseen_after_changes_by_other_programs(maildir):
     s.close()
 
 
-def test_selected_view_keeps_its_own_copy_of_the_uids(maildir):
+def test_selected_view_shares_the_uids_until_either_side_changes(maildir):
     warm_inbox(maildir, 3)
     s = open_store(maildir, use_inotify=False)
     mb = s.open("INBOX")
     view = SelectedView(mb, False)
-    assert view.uids is not mb.uids()  # the store's array grows on its own
-    assert list(view.uids) == [1, 2, 3] and view.seq_of(3) == 3 and view.seq_of(4) is None
+    lent = view.uids
+    assert lent is mb.uids()  # lent at SELECT: no copy of 100,000 UIDs
     deliver(maildir, msg(4))
     deliver(maildir, msg(5))
     out = view.report_changes(True)
     assert b"* 5 EXISTS\r\n" in out and list(view.uids) == [1, 2, 3, 4, 5]
     assert list(mb.uids()) == [1, 2, 3, 4, 5]
+    # neither the store's sync nor the view's announcement changed the array
+    # they shared: each made its own before adding to it
+    assert list(lent) == [1, 2, 3]
+    assert view.uids is not mb.uids()
     os.unlink(_file_of(maildir, 1))
     assert view.report_changes(True).startswith(b"* 1 EXPUNGE\r\n")
     assert list(view.uids) == [2, 3, 4, 5] and view.seq_of(2) == 1
+    assert list(mb.uids()) == [2, 3, 4, 5]
     view.close()
     s.close()
 

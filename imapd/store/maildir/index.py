@@ -50,7 +50,7 @@ class IndexData(Record):
     uids: array
     bases: list | None            # None: still the "name\\n" blob below
     infos: list | None            # None: still `info_ids` into `info_table` (see info_list)
-    info_ids: array | None        # per message, the position of its info suffix in info_table
+    info_ids: array | bytearray | None  # per message, the position of its info suffix in info_table
     info_table: list              # the distinct info suffixes (interned)
     innew: bytearray
     wsize: array | None           # None: still in the file (see meta)
@@ -291,10 +291,12 @@ def load_index(dir_fd: int, names: bool = True) -> IndexData | None:
         )
         d.uids = _zeros("I", n)
         d.bases = None  # read on demand: IndexData.names()
-        ids = _zeros(hdr["idtype"], n)
+        # one byte per message (a handful of distinct suffixes, the rule): a
+        # bytearray, which checks and searches in place (no copy as bytes)
+        ids = bytearray(n) if hdr["idtype"] == "B" else _zeros(hdr["idtype"], n)
         d.innew = bytearray(n)
         d.wsize = d.mtime = d.modseq = None  # read on demand: IndexData.meta()
-        if [lens[0]] + lens[2:] != [4 * n, ids.itemsize * n, n, 8 * n, 8 * n, 8 * n]:
+        if [lens[0]] + lens[2:] != [4 * n, memoryview(ids).itemsize * n, n, 8 * n, 8 * n, 8 * n]:
             return None
         meta_at = rest_at + lens[2] + lens[3]
         if os.fstat(fd).st_size < meta_at + 24 * n:
@@ -304,8 +306,8 @@ def load_index(dir_fd: int, names: bool = True) -> IndexData | None:
             return None
         intern = sys.intern
         table = [intern(x) for x in table]
-        if ids.typecode == "B":  # every id names an entry: nothing is left once they are deleted
-            if ids.tobytes().translate(None, bytes(range(len(table)))):
+        if type(ids) is bytearray:  # every id names an entry: nothing is left once they are deleted
+            if ids.translate(None, bytes(range(len(table)))):
                 return None
         elif ids and max(ids) >= len(table):
             return None

@@ -169,11 +169,12 @@ class MaildirMailbox(Mailbox):
         self._f = folder
         self._closed = False
         self._uids = array("I")
+        self._uids_lent: array | None = None  # the array uids() returned last
         self._hint = 0
         self._bases_list: list[str] | None = []
         self._names_src: idxmod.IndexData | None = None  # names not read yet (see _bases)
         self._infos_list: list[str] | None = []  # None: still _info_ids (see _infos)
-        self._info_ids: array | None = None
+        self._info_ids: array | bytearray | None = None
         self._info_table: list[str] = []
         self._innew = bytearray()
         self._meta_src: idxmod.IndexData | None = None  # columns not read yet (see _wsize)
@@ -518,7 +519,13 @@ class MaildirMailbox(Mailbox):
         return self._hms
 
     def uids(self) -> Sequence[int]:
+        self._uids_lent = self._uids  # (copied before it changes: _own_uids)
         return self._uids
+
+    def _own_uids(self) -> None:
+        """Before changing `_uids` in place: a copy of it if it was lent."""
+        if self._uids is self._uids_lent:
+            self._uids = self._uids[:]
 
     def modseq(self, uid: int) -> int:
         return self._modseq[self._must_pos(uid)]
@@ -546,10 +553,9 @@ class MaildirMailbox(Mailbox):
         # position in C (compress/map), not with a Python loop per message
         flags = self._f.codec.flags
         ids = self._info_ids
-        if self._infos_list is None and ids is not None and ids.itemsize == 1:
+        if self._infos_list is None and type(ids) is bytearray:
             # still the index's one byte per message: one memchr per unseen suffix
-            raw = ids.tobytes()
-            found = [raw.find(k) for k, info in enumerate(self._info_table) if "\\Seen" not in flags(info)]
+            found = [ids.find(k) for k, info in enumerate(self._info_table) if "\\Seen" not in flags(info)]
             first = min((p for p in found if p >= 0), default=-1)
             return self._uids[first] if first >= 0 else 0
         unseen = {i for i in set(self._infos) if "\\Seen" not in flags(i)}
@@ -1070,6 +1076,7 @@ class MaildirMailbox(Mailbox):
             self._drop(gone, changes)
         if add_rows:
             add_rows.sort()
+            self._own_uids()
             self._hms += 1
             for uid, base, info, innew, wsize, mtime in add_rows:
                 if uid <= self._max_seen:
@@ -1189,6 +1196,7 @@ class MaildirMailbox(Mailbox):
         self._hms += 1
         hms = self._hms
         n = len(uids)
+        self._own_uids()
         self._uids.extend(uids)
         self._bases.extend(unknown)
         self._infos.extend([_intern(moved[b]) for b in unknown])

@@ -1,15 +1,18 @@
-"""`array.array`, imported without loading `collections`.
+"""`array.array`, imported without loading `collections` or `_collections_abc`.
 
 When first imported, `array` registers its type as a
 collections.abc.MutableSequence, and importing `collections.abc` runs
 `collections/__init__.py` (OrderedDict, Counter, ChainMap..., with keyword,
-operator and reprlib): about 2 ms of every session's start-up, for modules
-no session uses.  The abstract classes live in `_collections_abc`, which
-`os` has loaded already and which *is* `collections.abc`: `array` finds it
-through a stand-in `collections` package that is removed at once, so a
-later `import collections` loads the real one, and the registration is the
-same either way.  Where `collections` is loaded already, or the stand-in
-does not serve, this is a plain import.
+operator and reprlib) and `_collections_abc` (two dozen abstract classes):
+about 2 ms of every session's start-up, for modules no session uses.  So
+`array` is given a stand-in `collections` package for its import, removed at
+once: its `abc` is the real `_collections_abc` where that is loaded already
+(`os` loads it), and otherwise a placeholder whose `register` does nothing.
+Then `isinstance(an_array, collections.abc.MutableSequence)` is False in
+this process, as it is for a list subclass nobody registered; nothing here
+asks.  A later `import collections` loads the real package.  Where
+`collections` is loaded already, or the stand-in does not serve, this is a
+plain import.
 
 Modules on the way to a session's first command import `array` from here.
 """
@@ -17,17 +20,27 @@ Modules on the way to a session's first command import `array` from here.
 import sys
 
 
+class _Unregistered:
+    """MutableSequence for `array`'s registration when the real one is not loaded."""
+
+    @staticmethod
+    def register(cls: type) -> type:
+        return cls
+
+
 def _import_without_collections() -> None:
     modules = sys.modules
     if "array" in modules or "collections" in modules:
         return
-    import _collections_abc
-
+    abc = modules.get("_collections_abc")
+    if abc is None:
+        abc = type(sys)("collections.abc")
+        abc.MutableSequence = _Unregistered  # type: ignore[attr-defined]
     stand_in = type(sys)("collections")
     stand_in.__path__ = []  # a package, so that "collections.abc" resolves
-    stand_in.abc = _collections_abc  # type: ignore[attr-defined]
+    stand_in.abc = abc  # type: ignore[attr-defined]
     modules["collections"] = stand_in
-    modules["collections.abc"] = _collections_abc
+    modules["collections.abc"] = abc
     try:
         import array  # noqa: F401
     except ImportError:
@@ -35,7 +48,7 @@ def _import_without_collections() -> None:
     finally:
         if modules.get("collections") is stand_in:
             del modules["collections"]
-        if modules.get("collections.abc") is _collections_abc:
+        if modules.get("collections.abc") is abc:
             del modules["collections.abc"]
 
 

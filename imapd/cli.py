@@ -7,7 +7,7 @@ the greeting before loading the parser, the store or TLS where it can.
 
 from __future__ import annotations
 
-import os
+import posix
 import sys
 
 USAGE = """\
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_and_exit() -> None:
-    """The `imapd` command: `main()`, then end the process with `os._exit`.
+    """The `imapd` command: `main()`, then end the process with `posix._exit`.
 
     By then the session has ended: the index and caches are written, the
     transport closed (TLS close_notify sent), log lines are already in syslog
@@ -156,7 +156,7 @@ def run_and_exit() -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
-    os._exit(code)
+    posix._exit(code)
 
 
 def check_config(path: str | None) -> int:
@@ -200,7 +200,7 @@ def compile_code_cache() -> int:
 def _write_all(fd: int, data: bytes) -> None:
     while data:
         try:
-            n = os.write(fd, data)
+            n = posix.write(fd, data)
         except BlockingIOError:
             import select  # (only now: the greeting goes out before the loop's modules load)
 
@@ -215,10 +215,10 @@ def _stderr_is_client() -> bool:
     import stat
 
     try:
-        err = os.fstat(2)
+        err = posix.fstat(2)
         if not stat.S_ISSOCK(err.st_mode):
             return False
-        return any((err.st_dev, err.st_ino) == (st.st_dev, st.st_ino) for st in (os.fstat(0), os.fstat(1)))
+        return any((err.st_dev, err.st_ino) == (st.st_dev, st.st_ino) for st in (posix.fstat(0), posix.fstat(1)))
     except OSError:
         return False
 
@@ -243,7 +243,7 @@ def serve(args: Args) -> int:
     except ConfigError as e:
         return _refuse("Server configuration error", f"bad configuration: {e}")
     log.configure(cfg.server.log_facility, cfg.server.log_to_stderr and not _stderr_is_client())
-    as_root = os.geteuid() == 0
+    as_root = posix.geteuid() == 0
     if as_root and args.demo and not args.preauth:
         problem = _become_demo_user()
         if problem:
@@ -267,9 +267,9 @@ def serve(args: Args) -> int:
         import pwd
 
         try:
-            user_name = pwd.getpwuid(os.getuid()).pw_name
+            user_name = pwd.getpwuid(posix.getuid()).pw_name
         except KeyError:
-            user_name = str(os.getuid())
+            user_name = str(posix.getuid())
         if not args.tls:
             caps = capabilities(True, cfg.tls_configured, False, True)
             try:
@@ -310,7 +310,7 @@ def serve(args: Args) -> int:
             demo_dir = make_demo_maildir()
             maildir = demo_dir
         else:
-            maildir = os.path.expanduser(args.maildir or "~/Maildir")
+            maildir = _expand_home(args.maildir or "~/Maildir")
 
         def store_opener(_user: object) -> object:
             from .store import open_store
@@ -371,7 +371,26 @@ _SESSION_MODULES = (
     "imapd.protocol",
     "imapd.commands",
 )
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+from .codecache import PACKAGE_DIR as _PACKAGE_DIR  # noqa: E402
+
+
+def _expand_home(path: str) -> str:
+    """`os.path.expanduser` without importing `os` (see codecache._absolute):
+    ~ is $HOME, or the home in the user's password entry; ~name is name's."""
+    if not path.startswith("~"):
+        return path
+    name, slash, rest = path[1:].partition("/")
+    import pwd
+
+    try:
+        if name:
+            home = pwd.getpwnam(name).pw_dir
+        else:
+            env = posix.environ.get(b"HOME")
+            home = env.decode("utf-8", "surrogateescape") if env else pwd.getpwuid(posix.getuid()).pw_dir
+    except KeyError:
+        return path
+    return (home.rstrip("/") or "/") + (("/" if home.rstrip("/") else "") + rest if slash else "")
 
 
 def _installed_for_everyone(package_dir: str = _PACKAGE_DIR) -> bool:
@@ -380,6 +399,7 @@ def _installed_for_everyone(package_dir: str = _PACKAGE_DIR) -> bool:
     files readable by them.  (The usual installation: a session then imports
     what it needs as it goes; preloading every module would cost each login
     tens of milliseconds.)"""
+    import os
     from stat import S_IROTH, S_IXOTH
 
     try:
@@ -408,6 +428,8 @@ def _raise(exc: OSError) -> None:
 
 def _session_module_names(package_dir: str = _PACKAGE_DIR) -> list[str]:
     """`_SESSION_MODULES` and, for packages, every module and package below."""
+    import os
+
     names: list[str] = []
     for name in _SESSION_MODULES:
         base = os.path.join(os.path.dirname(package_dir), *name.split("."))
@@ -471,7 +493,7 @@ def _leave_root_cwd(home: str) -> None:
     """After the switch, work from the user's home (or "/"), never root's directory."""
     for target in (home, "/"):
         try:
-            os.chdir(target)
+            posix.chdir(target)
             return
         except OSError:
             continue

@@ -21,7 +21,7 @@ was written for: a copied installation compiles its own.
 from __future__ import annotations
 
 import marshal
-import os
+import posix
 import sys
 
 TYPE_CHECKING = False
@@ -29,7 +29,33 @@ if TYPE_CHECKING:
     from types import CodeType, ModuleType
     from typing import Any
 
-PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _absolute(path: str) -> str:
+    """`os.path.abspath`, without `os`: importing it (and the abstract classes
+    of `_collections_abc` it needs) costs a session 6 million instructions,
+    a fifth of all it runs of its own for a warm SELECT.  Modules on the way
+    to a first command call `posix` instead; `os` waits for the commands
+    that need it."""
+    if not path.startswith("/"):
+        path = posix.getcwd() + "/" + path
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part and part != ".":
+            parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def _dirname(path: str) -> str:
+    """`os.path.dirname` of a path without a trailing slash."""
+    head, slash, _ = path.rpartition("/")
+    return head or slash
+
+
+PACKAGE_DIR = _dirname(_absolute(__file__))
 FILE_MAGIC = b"imapd code cache 1\n"
 # Index entry: module name -> (is a package, source path relative to the package's parent,
 # source st_mtime_ns, source st_size, offset of the code in the file, its length).
@@ -37,7 +63,7 @@ Entry = tuple  # (bool, str, int, int, int, int)
 
 
 def cache_path(package_dir: str = PACKAGE_DIR) -> str:
-    return os.path.join(package_dir, "__pycache__", f"imapd-code.{sys.implementation.cache_tag}.cache")
+    return f"{package_dir}/__pycache__/imapd-code.{sys.implementation.cache_tag}.cache"
 
 
 _CODE_TYPE = type(cache_path.__code__)  # (types.CodeType, without importing types)
@@ -47,7 +73,7 @@ def _header(package_dir: str) -> bytes:
     """What a cache must begin with to be read by this interpreter for this
     directory: bytecode and optimization level, and where it was compiled."""
     pyc_magic = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
-    where = os.path.dirname(package_dir).encode("utf-8", "surrogateescape")
+    where = _dirname(package_dir).encode("utf-8", "surrogateescape")
     return FILE_MAGIC + pyc_magic + bytes([sys.flags.optimize]) + len(where).to_bytes(2, "little") + where
 
 
@@ -66,11 +92,11 @@ class CacheFinder:
             return None
         try:
             is_package, relative, mtime_ns, size, offset, length = entry
-            origin = os.path.join(self.root, relative)
-            st = os.stat(origin)
+            origin = f"{self.root}/{relative}"
+            st = posix.stat(origin)
             if st.st_mtime_ns != mtime_ns or st.st_size != size:
                 return None  # edited since: the path finder compiles the new source
-            data = os.pread(self.fd, length, offset)
+            data = posix.pread(self.fd, length, offset)
             if len(data) != length:
                 return None  # a truncated file
             code = marshal.loads(data)
@@ -83,7 +109,7 @@ class CacheFinder:
         spec.cached = self.path  # (else importlib derives a .pyc path for __cached__)
         spec.loader_state = code
         if is_package:
-            spec.submodule_search_locations = [os.path.dirname(origin)]
+            spec.submodule_search_locations = [_dirname(origin)]
         return spec
 
     def create_module(self, spec: Any) -> None:
@@ -100,22 +126,22 @@ def install(package_dir: str = PACKAGE_DIR) -> CacheFinder | None:
     interpreter and directory is there; otherwise imports go on as usual."""
     path = cache_path(package_dir)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError:
         return None
     try:
         header = _header(package_dir)
-        head = os.pread(fd, len(header) + 4, 0)
+        head = posix.pread(fd, len(header) + 4, 0)
         if head[:len(header)] != header or len(head) != len(header) + 4:
             raise ValueError("not a cache for this interpreter and directory")
         length = int.from_bytes(head[len(header):], "little")
-        index = marshal.loads(os.pread(fd, length, len(header) + 4))
+        index = marshal.loads(posix.pread(fd, length, len(header) + 4))
         if not isinstance(index, dict):
             raise ValueError("index is not a table")
     except (OSError, ValueError, EOFError, TypeError):
-        os.close(fd)
+        posix.close(fd)
         return None
-    finder = CacheFinder(path, fd, os.path.dirname(package_dir), index)
+    finder = CacheFinder(path, fd, _dirname(package_dir), index)
     sys.meta_path.insert(0, finder)
     return finder
 
@@ -148,6 +174,8 @@ def write(package_dir: str = PACKAGE_DIR) -> int:
     """Compile every module of the package into a new cache file, replacing the
     old one atomically.  Returns how many modules it holds.  Where the cache
     may not be written, fails with OSError before compiling anything."""
+    import os  # (writing is rare: reading the cache must not load `os`, see `_absolute`)
+
     target = cache_path(package_dir)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     temporary = f"{target}.{os.getpid()}.tmp"
@@ -171,6 +199,8 @@ def write(package_dir: str = PACKAGE_DIR) -> int:
 
 
 def _write_to(f: Any, package_dir: str) -> int:
+    import os
+
     root = os.path.dirname(package_dir)
     index: dict[str, Entry] = {}
     blobs: list[bytes] = []
@@ -202,6 +232,8 @@ def _write_to(f: Any, package_dir: str) -> int:
 def _compile(path: str) -> tuple[int, int, bytes] | None:
     """(mtime_ns, size, marshalled code) of a source file, or None if it does
     not compile or changed while it was read."""
+    import os
+
     try:
         with open(path, "rb") as f:
             before = os.fstat(f.fileno())

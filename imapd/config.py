@@ -7,7 +7,7 @@ the sample `etc/imapd.toml` and the loader cannot drift apart.
 
 from __future__ import annotations
 
-import os
+import posix
 
 TYPE_CHECKING = False  # avoids importing typing at start-up
 if TYPE_CHECKING:
@@ -186,7 +186,7 @@ def build(data: dict[str, Any], path: str | None = None) -> Config:
         raise ConfigError(path or "<config>", problems)
     cfg = Config(path=path, **sections)
     if not cfg.server.hostname:
-        cfg.server.hostname = os.uname().nodename
+        cfg.server.hostname = posix.uname().nodename
     if bool(cfg.tls.certificate) != bool(cfg.tls.key):
         raise ConfigError(path or "<config>", ["tls.certificate and tls.key must be given together"])
     return cfg
@@ -205,7 +205,7 @@ def load(path: str | None) -> Config:
     default file is not (imapd works with no config at all)."""
     if path is None:
         path = DEFAULT_PATH
-        if not os.path.exists(path):
+        if not posix.access(path, posix.F_OK):  # (os.path.exists, without os)
             return defaults()
     try:
         with open(path, "rb") as f:
@@ -238,8 +238,8 @@ def _check_files(cfg: Config) -> list[str]:
     problems = []
     for key in ("certificate", "key"):
         p = getattr(cfg.tls, key)
-        if p and not os.access(p, os.R_OK):
+        if p and not posix.access(p, posix.R_OK):
             problems.append(f"tls.{key}: cannot read {p}")
-    if cfg.auth.backend == "passwd-file" and not os.access(cfg.auth.passwd_file, os.R_OK):
+    if cfg.auth.backend == "passwd-file" and not posix.access(cfg.auth.passwd_file, posix.R_OK):
         problems.append(f"auth.passwd_file: cannot read {cfg.auth.passwd_file}")
     return problems

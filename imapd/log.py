@@ -7,11 +7,11 @@ written there: the only sinks are syslog and, when the config asks for it
 
 from __future__ import annotations
 
-import os
+import posix
 import sys
 import time
 
-_session_id = f"{os.getpid():x}{int(time.time() * 1000) & 0xFFFFF:05x}"
+_session_id = f"{posix.getpid():x}{int(time.time() * 1000) & 0xFFFFF:05x}"
 _to_stderr = False
 _opened = False
 _facility_name = "mail"
@@ -34,7 +34,7 @@ def _emit(priority_name: str, message: str) -> None:
     line = f"[{_session_id}] {message}"
     if _to_stderr:
         try:
-            os.write(2, f"<{_PRIORITY_NUMBERS[priority_name]}>imapd {line}\n".encode("utf-8", "replace"))
+            posix.write(2, f"<{_PRIORITY_NUMBERS[priority_name]}>imapd {line}\n".encode("utf-8", "replace"))
         except OSError:
             pass
         return

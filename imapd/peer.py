@@ -12,7 +12,7 @@ channel is already encrypted; a terminal or a pipe is a local user or program.
 
 from __future__ import annotations
 
-import os
+import posix
 import stat
 
 from .record import Record
@@ -115,17 +115,17 @@ def _socket_peer(fd: int) -> tuple[int, object] | None:
     connection untouched (close on a dup never shuts the connection down).
     """
     try:
-        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+        if not stat.S_ISSOCK(posix.fstat(fd).st_mode):
             return None
     except OSError:
         return None
     import _socket  # (not `socket`: its enums and selectors cost every connection milliseconds)
 
-    dup = os.dup(fd)
+    dup = posix.dup(fd)
     try:
         sock = _socket.socket(fileno=dup)
     except OSError:
-        os.close(dup)
+        posix.close(dup)
         return None
     try:
         family = sock.family
@@ -137,7 +137,7 @@ def _socket_peer(fd: int) -> tuple[int, object] | None:
         sock.close()
 
 
-def _env_address(environ: Mapping[str, str]) -> tuple[str, int | None] | None:
+def _env_address(environ: Mapping[str, str] | _Environment) -> tuple[str, int | None] | None:
     """Client address set by tcpserver (TCPREMOTEIP) or tcpd/xinetd (REMOTE_HOST)."""
     for addr_key, port_key in (("TCPREMOTEIP", "TCPREMOTEPORT"), ("REMOTE_HOST", "REMOTE_PORT")):
         address = environ.get(addr_key, "").strip()
@@ -147,13 +147,25 @@ def _env_address(environ: Mapping[str, str]) -> tuple[str, int | None] | None:
     return None
 
 
-def describe_peer(fd: int = 0, environ: Mapping[str, str] = os.environ) -> Peer:
+class _Environment:
+    """The process environment by str name, read from `posix.environ` (bytes)
+    as `os.environ` would give it: `os` itself is not loaded before a first
+    command (see codecache._absolute)."""
+
+    def get(self, name: str, default: str = "") -> str:
+        value = posix.environ.get(name.encode("utf-8", "surrogateescape"))
+        return default if value is None else value.decode("utf-8", "surrogateescape")
+
+
+def describe_peer(fd: int = 0, environ: Mapping[str, str] | _Environment | None = None) -> Peer:
     """Describe the client on `fd` (standard input by default).
 
     Order: a TCP socket's own peer address beats everything; then SSH_CONNECTION;
     then addresses a wrapper put in the environment; then an AF_UNIX socket; then a
     terminal; anything else is a pipe (or a file: a local program in either case).
     """
+    if environ is None:
+        environ = _Environment()
     found = _socket_peer(fd)
     if found is not None:
         import _socket
@@ -183,7 +195,7 @@ def describe_peer(fd: int = 0, environ: Mapping[str, str] = os.environ) -> Peer:
         return Peer("socket", None, None, False)
 
     try:
-        if os.isatty(fd):
+        if posix.isatty(fd):
             return Peer("tty", None, None, True)
     except OSError:
         pass

@@ -10,7 +10,7 @@ transport, the mailbox's change notifications and the timers.
 
 from __future__ import annotations
 
-import os
+import posix
 import time
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
@@ -519,16 +519,16 @@ class StopSignals:
         self._old: list[tuple[int, Any]] = []
         self._old_wakeup = -1
         try:
-            r, w = os.pipe()  # (close-on-exec, as every new descriptor)
-            os.set_blocking(r, False)
-            os.set_blocking(w, False)
+            r, w = posix.pipe()  # (close-on-exec, as every new descriptor)
+            posix.set_blocking(r, False)
+            posix.set_blocking(w, False)
         except OSError:
             return  # (out of descriptors: the default actions stay)
         try:
             self._old_wakeup = _signal.set_wakeup_fd(w)
         except ValueError:  # not the main thread (an embedding program): leave signals alone
-            os.close(r)
-            os.close(w)
+            posix.close(r)
+            posix.close(w)
             return
         self.fd, self._w = r, w
         for sig in self.SIGNALS:
@@ -540,7 +540,7 @@ class StopSignals:
 
     def drain(self) -> None:
         try:
-            while os.read(self.fd, 64):
+            while posix.read(self.fd, 64):
                 pass
         except OSError:
             pass
@@ -553,8 +553,8 @@ class StopSignals:
         for sig, handler in self._old:
             _signal.signal(sig, handler)
         _signal.set_wakeup_fd(self._old_wakeup)
-        os.close(self.fd)
-        os.close(self._w)
+        posix.close(self.fd)
+        posix.close(self._w)
         self.fd = self._w = -1
 
 

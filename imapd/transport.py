@@ -11,7 +11,7 @@ memory-BIO session (`imapd.tls`), which is imported only then.
 from __future__ import annotations
 
 import errno
-import os
+import posix
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
     from typing import Any
@@ -27,8 +27,8 @@ class StdioTransport:
         self._saved_blocking: dict[int, bool] = {}
         for fd in {rfd, wfd}:
             try:
-                self._saved_blocking[fd] = os.get_blocking(fd)
-                os.set_blocking(fd, False)
+                self._saved_blocking[fd] = posix.get_blocking(fd)
+                posix.set_blocking(fd, False)
             except OSError:
                 pass
         self.tls_context_factory = tls_context_factory
@@ -43,7 +43,7 @@ class StdioTransport:
     def _raw_read(self) -> bytes | None:
         """Bytes from the client fd; b"" if none now; None at EOF."""
         try:
-            data = os.read(self.rfd, READ_SIZE)
+            data = posix.read(self.rfd, READ_SIZE)
         except BlockingIOError:
             return b""
         except OSError as e:
@@ -56,7 +56,7 @@ class StdioTransport:
 
     def _raw_write(self, data: bytes) -> int:
         try:
-            n = os.write(self.wfd, data)
+            n = posix.write(self.wfd, data)
         except BlockingIOError:
             n = 0
         except InterruptedError:
@@ -76,7 +76,7 @@ class StdioTransport:
         try:
             import stat
 
-            if stat.S_ISFIFO(os.fstat(self.wfd).st_mode):
+            if stat.S_ISFIFO(posix.fstat(self.wfd).st_mode):
                 import fcntl
 
                 if fcntl.fcntl(self.wfd, fcntl.F_GETPIPE_SZ) < PIPE_SIZE:
@@ -124,7 +124,7 @@ class StdioTransport:
         bytes were taken."""
         if self.tls is None:
             try:
-                n = os.writev(self.wfd, buffers)
+                n = posix.writev(self.wfd, buffers)
             except (BlockingIOError, InterruptedError):
                 n = 0
             if not self._enlarge_tried and n < sum(map(len, buffers)):
@@ -213,6 +213,6 @@ class StdioTransport:
                 pass
         for fd, blocking in self._saved_blocking.items():
             try:
-                os.set_blocking(fd, blocking)
+                posix.set_blocking(fd, blocking)
             except OSError:
                 pass

@@ -172,14 +172,25 @@ def test_a_mailbox_dropped_without_close_leaves_its_folder(maildir):
 
 
 def test_array_is_imported_without_collections():
+    # as a session starts (no `os` yet): neither collections nor the abstract
+    # classes load, and array stays unregistered
     code = (
         "import sys\n"
         "import imapd.arrays\n"
         "assert 'array' in sys.modules and 'collections' not in sys.modules\n"
-        "assert 'collections.abc' not in sys.modules\n"
+        "assert 'collections.abc' not in sys.modules and '_collections_abc' not in sys.modules\n"
         "import array, collections, collections.abc\n"
         "assert collections.OrderedDict and collections.abc.MutableSequence\n"
+        "assert not isinstance(array.array('I'), collections.abc.MutableSequence)\n"
+    )
+    # where `os` loaded the abstract classes already, array registers as usual
+    registered = (
+        "import os, sys\n"
+        "import imapd.arrays\n"
+        "assert 'array' in sys.modules and 'collections' not in sys.modules\n"
+        "import array, collections.abc\n"
         "assert isinstance(array.array('I'), collections.abc.MutableSequence)\n"
     )
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    subprocess.run([sys.executable, "-S", "-c", registered], check=True, env={**os.environ, "PYTHONPATH": here})
     subprocess.run([sys.executable, "-S", "-c", code], check=True, env={**os.environ, "PYTHONPATH": here})

@@ -16,7 +16,7 @@ it is still the same inode it judged) and retries.  Waiting is bounded: past
 from __future__ import annotations
 
 import errno
-import os
+import posix
 import time
 
 from imapd.store.base import StoreError
@@ -31,7 +31,7 @@ class LockTimeout(StoreError):
 
 def _pid_alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        posix.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -65,81 +65,81 @@ class DotLock:
         return self._count > 0
 
     def _try_create(self) -> bool:
-        content = ("%d:%s" % (os.getpid(), _MY_HOST)).encode()
-        tmp = ".%s.%d.%s.tmp" % (self.lock_name, os.getpid(), os.urandom(4).hex())
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+        content = ("%d:%s" % (posix.getpid(), _MY_HOST)).encode()
+        tmp = ".%s.%d.%s.tmp" % (self.lock_name, posix.getpid(), posix.urandom(4).hex())
+        fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600,
                      dir_fd=self.dir_fd)
         try:
             try:
-                n = os.write(fd, content)
+                n = posix.write(fd, content)
                 if n != len(content):
                     raise OSError(errno.ENOSPC, "short write of a lock file")
             finally:
-                os.close(fd)
+                posix.close(fd)
             try:
-                os.link(tmp, self.lock_name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd, follow_symlinks=False)
+                posix.link(tmp, self.lock_name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd, follow_symlinks=False)
             except FileExistsError:
                 return False
             except OSError as exc:
                 if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK, errno.EXDEV):
                     raise
                 return self._try_create_excl()
-            st = os.stat(self.lock_name, dir_fd=self.dir_fd, follow_symlinks=False)
+            st = posix.stat(self.lock_name, dir_fd=self.dir_fd, follow_symlinks=False)
             self._ino, self._dev = st.st_ino, st.st_dev
             return True
         finally:
             try:
-                os.unlink(tmp, dir_fd=self.dir_fd)
+                posix.unlink(tmp, dir_fd=self.dir_fd)
             except OSError:
                 pass
 
     def _try_create_excl(self) -> bool:
         """No hard links on this file system: O_EXCL, then the content."""
         try:
-            fd = os.open(
+            fd = posix.open(
                 self.lock_name,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC,
                 0o600,
                 dir_fd=self.dir_fd,
             )
         except FileExistsError:
             return False
         try:
-            os.write(fd, ("%d:%s" % (os.getpid(), _MY_HOST)).encode())
-            st = os.fstat(fd)
+            posix.write(fd, ("%d:%s" % (posix.getpid(), _MY_HOST)).encode())
+            st = posix.fstat(fd)
         except OSError:
-            os.close(fd)
+            posix.close(fd)
             try:
-                os.unlink(self.lock_name, dir_fd=self.dir_fd)
+                posix.unlink(self.lock_name, dir_fd=self.dir_fd)
             except OSError:
                 pass
             raise
-        os.close(fd)
+        posix.close(fd)
         self._ino, self._dev = st.st_ino, st.st_dev
         return True
 
-    def _is_stale(self, now: float) -> tuple[bool, os.stat_result | None]:
+    def _is_stale(self, now: float) -> tuple[bool, posix.stat_result | None]:
         try:
-            st = os.stat(self.lock_name, dir_fd=self.dir_fd, follow_symlinks=False)
+            st = posix.stat(self.lock_name, dir_fd=self.dir_fd, follow_symlinks=False)
         except FileNotFoundError:
             return True, None
         content = b""
         try:
-            fd = os.open(self.lock_name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
+            fd = posix.open(self.lock_name, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=self.dir_fd)
             try:
-                content = os.read(fd, 512)
+                content = posix.read(fd, 512)
             finally:
-                os.close(fd)
+                posix.close(fd)
         except OSError:
             pass
         pid_s, sep, host = content.decode("utf-8", "replace").strip().partition(":")
         if sep and host == _MY_HOST and pid_s.isdigit():
             pid = int(pid_s)
-            if pid != os.getpid() and not _pid_alive(pid):
+            if pid != posix.getpid() and not _pid_alive(pid):
                 return True, st
         if now - st.st_mtime > self.stale_timeout:
             try:
-                fst = os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
+                fst = posix.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
                 if now - fst.st_mtime <= self.stale_timeout:
                     return False, st  # the protected file is still being changed
             except OSError:
@@ -162,15 +162,15 @@ class DotLock:
             if stale:
                 if st is not None:
                     try:
-                        cur = os.stat(self.lock_name, dir_fd=self.dir_fd, follow_symlinks=False)
+                        cur = posix.stat(self.lock_name, dir_fd=self.dir_fd, follow_symlinks=False)
                         if (cur.st_ino, cur.st_dev) == (st.st_ino, st.st_dev):
-                            os.unlink(self.lock_name, dir_fd=self.dir_fd)
+                            posix.unlink(self.lock_name, dir_fd=self.dir_fd)
                     except FileNotFoundError:
                         pass
                     # like Dovecot: pause a moment so that two waiters that both
                     # judged the lock stale don't remove each other's new lock
-                    # (os.urandom, not `random`: that module costs every session its import)
-                    time.sleep(0.0001 + 0.0019 * int.from_bytes(os.urandom(2), "little") / 0xFFFF)
+                    # (posix.urandom, not `random`: that module costs every session its import)
+                    time.sleep(0.0001 + 0.0019 * int.from_bytes(posix.urandom(2), "little") / 0xFFFF)
                 continue
             if time.monotonic() >= deadline:
                 raise LockTimeout("Timeout while waiting for lock %s" % self.lock_name)
@@ -195,9 +195,9 @@ class DotLock:
         if self._count:
             return
         try:
-            st = os.stat(self.lock_name, dir_fd=self.dir_fd, follow_symlinks=False)
+            st = posix.stat(self.lock_name, dir_fd=self.dir_fd, follow_symlinks=False)
             if (st.st_ino, st.st_dev) == (self._ino, self._dev):
-                os.unlink(self.lock_name, dir_fd=self.dir_fd)
+                posix.unlink(self.lock_name, dir_fd=self.dir_fd)
         except FileNotFoundError:
             pass
         except OSError as exc:
@@ -209,7 +209,7 @@ class DotLock:
         """Refresh the lock's mtime during a long operation."""
         if self._count:
             try:
-                os.utime(self.lock_name, dir_fd=self.dir_fd, follow_symlinks=False)
+                posix.utime(self.lock_name, dir_fd=self.dir_fd, follow_symlinks=False)
             except OSError:
                 pass
 

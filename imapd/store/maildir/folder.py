@@ -19,7 +19,7 @@ cheap to keep in sync:
 from __future__ import annotations
 
 import errno
-import os
+import posix
 import stat as _stat
 import time
 from _weakref import ref as _weak_ref
@@ -114,7 +114,7 @@ class MaildirFolder:
         self.name = name
         self.dirname = dirname
         self.fd = fd
-        st = os.fstat(fd)
+        st = posix.fstat(fd)
         self.ident = (st.st_dev, st.st_ino)
         self.writable = not store.readonly
         self.cur_fd = -1
@@ -149,22 +149,22 @@ class MaildirFolder:
     # ------------------------------------------------------------ basics
     def _subdir(self, sub: str) -> int:
         try:
-            return os.open(sub, O_DIR, dir_fd=self.fd)
+            return posix.open(sub, O_DIR, dir_fd=self.fd)
         except FileNotFoundError:
             if not self.writable:
                 raise
             try:
-                os.mkdir(sub, 0o700, dir_fd=self.fd)
+                posix.mkdir(sub, 0o700, dir_fd=self.fd)
             except FileExistsError:
                 pass
-            return os.open(sub, O_DIR, dir_fd=self.fd)
+            return posix.open(sub, O_DIR, dir_fd=self.fd)
 
     def still_there(self) -> bool:
         """True if our fd still is the directory the name points to (not
         renamed or deleted by someone else since we opened it)."""
         root = self.store.root_fd
         try:
-            st = os.stat(self.dirname or ".", dir_fd=root, follow_symlinks=False)
+            st = posix.stat(self.dirname or ".", dir_fd=root, follow_symlinks=False)
         except OSError:
             return False
         return (st.st_dev, st.st_ino) == self.ident
@@ -177,14 +177,14 @@ class MaildirFolder:
             fd = getattr(self, attr, -1)
             if fd >= 0:
                 try:
-                    os.close(fd)
+                    posix.close(fd)
                 except OSError:
                     pass
                 setattr(self, attr, -1)
         self.closed = True
 
     def dir_state(self) -> tuple[int, int]:
-        return os.stat(self.cur_fd).st_mtime_ns, os.stat(self.new_fd).st_mtime_ns
+        return posix.stat(self.cur_fd).st_mtime_ns, posix.stat(self.new_fd).st_mtime_ns
 
     def require_writable(self) -> None:
         if not self.writable:
@@ -323,7 +323,7 @@ class MaildirFolder:
         self.tmp_checked = True
         now = time.time() if now is None else now
         try:
-            st = os.fstat(self.tmp_fd)
+            st = posix.fstat(self.tmp_fd)
         except OSError:
             return 0
         if st.st_atime > st.st_ctime + TMP_DELETE_SECS:
@@ -332,7 +332,7 @@ class MaildirFolder:
             return 0
         removed = 0
         try:
-            with os.scandir(self.tmp_fd) as it:
+            with posix.scandir(self.tmp_fd) as it:
                 entries = list(it)
             for e in entries:
                 try:
@@ -341,12 +341,12 @@ class MaildirFolder:
                     continue
                 if not _stat.S_ISDIR(est.st_mode) and est.st_ctime <= now - TMP_DELETE_SECS:
                     try:
-                        os.unlink(e.name, dir_fd=self.tmp_fd)
+                        posix.unlink(e.name, dir_fd=self.tmp_fd)
                         removed += 1
                     except OSError:
                         pass
             # remember the scan (noatime and relatime mounts would not)
-            os.utime(self.tmp_fd, ns=(int(now * 1e9), st.st_mtime_ns))
+            posix.utime(self.tmp_fd, ns=(int(now * 1e9), st.st_mtime_ns))
         except OSError:
             pass
         return removed
@@ -357,9 +357,9 @@ class MaildirFolder:
         for _ in range(100):
             name = self.store.unique_name()
             try:
-                fd = os.open(
+                fd = posix.open(
                     name,
-                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC,
                     0o600,
                     dir_fd=self.tmp_fd,
                 )
@@ -370,7 +370,7 @@ class MaildirFolder:
 
     def unlink_tmp(self, name: str) -> None:
         try:
-            os.unlink(name, dir_fd=self.tmp_fd)
+            posix.unlink(name, dir_fd=self.tmp_fd)
         except OSError as exc:
             if exc.errno != errno.ENOENT:
                 raise
@@ -381,7 +381,7 @@ class MaildirFolder:
         for _ in range(100):
             base = self.store.unique_name() + suffix
             try:
-                os.link(src_name, base + ":" + info, src_dir_fd=src_fd, dst_dir_fd=self.cur_fd, follow_symlinks=False)
+                posix.link(src_name, base + ":" + info, src_dir_fd=src_fd, dst_dir_fd=self.cur_fd, follow_symlinks=False)
                 return base
             except FileExistsError:
                 continue

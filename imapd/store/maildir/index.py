@@ -19,7 +19,7 @@ Files are written to a unique temporary name and renamed into place.
 from __future__ import annotations
 
 import marshal
-import os
+import posix
 import sys
 from imapd.arrays import array
 from imapd.record import Record
@@ -125,7 +125,7 @@ class IndexData(Record):
         self.names_at = self.meta_at = None
         if self.fd >= 0:
             try:
-                os.close(self.fd)
+                posix.close(self.fd)
             except OSError:
                 pass
             self.fd = -1
@@ -135,7 +135,7 @@ def read_all(fd: int) -> bytes:
     """Everything left to read on `fd` (small control files: uidlist, keywords...)."""
     parts = []
     while True:
-        chunk = os.read(fd, 1 << 20)
+        chunk = posix.read(fd, 1 << 20)
         if not chunk:
             return b"".join(parts)
         parts.append(chunk)
@@ -143,7 +143,7 @@ def read_all(fd: int) -> bytes:
 
 def read_file(dir_fd: int, name: str) -> bytes | None:
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        fd = posix.open(name, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
         return None
     try:
@@ -151,31 +151,31 @@ def read_file(dir_fd: int, name: str) -> bytes | None:
     except OSError:
         return None
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def write_atomic(dir_fd: int, name: str, data: bytes | Iterable[bytes], fsync: bool = False) -> None:
     """Write `name` (bytes, or chunks produced one at a time) via a unique
     temporary file and rename()."""
-    tmp = "%s.tmp.%d" % (name, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    tmp = "%s.tmp.%d" % (name, posix.getpid())
+    fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600, dir_fd=dir_fd)
     try:
         for chunk in [data] if isinstance(data, bytes) else data:
             view = memoryview(chunk)
             while view:
-                n = os.write(fd, view)
+                n = posix.write(fd, view)
                 view = view[n:]
         if fsync:
-            os.fsync(fd)
+            posix.fsync(fd)
     except BaseException:
-        os.close(fd)
+        posix.close(fd)
         try:
-            os.unlink(tmp, dir_fd=dir_fd)
+            posix.unlink(tmp, dir_fd=dir_fd)
         except OSError:
             pass
         raise
-    os.close(fd)
-    os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    posix.close(fd)
+    posix.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
 _SEGMENTS = ("uids", "bases", "infoids", "innew", "wsize", "mtime", "modseq")
@@ -183,7 +183,7 @@ _SEGMENTS = ("uids", "bases", "infoids", "innew", "wsize", "mtime", "modseq")
 
 def _open_ro(dir_fd: int, name: str) -> int | None:
     try:
-        return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        return posix.open(name, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
         return None
 
@@ -196,9 +196,9 @@ def _read_into(fd: int, buffers: list, offset: int) -> bool:
     """Fill `buffers` (arrays, bytearrays) from `offset`, straight from the
     file with no intermediate bytes; False if the file is shorter."""
     want = sum(memoryview(b).nbytes for b in buffers)
-    if hasattr(os, "preadv"):
-        return os.preadv(fd, buffers, offset) == want
-    raw = os.pread(fd, want, offset)
+    if hasattr(posix, "preadv"):
+        return posix.preadv(fd, buffers, offset) == want
+    raw = posix.pread(fd, want, offset)
     if len(raw) != want:
         return False
     at = 0
@@ -230,7 +230,7 @@ def read_names(fd: int, at: int, length: int) -> list[str]:
     carry = b""
     pos, end = at, at + length
     while pos < end:
-        chunk = os.pread(fd, min(NAMES_CHUNK, end - pos), pos)
+        chunk = posix.pread(fd, min(NAMES_CHUNK, end - pos), pos)
         if not chunk:
             return []
         pos += len(chunk)
@@ -263,14 +263,14 @@ def load_index(dir_fd: int, names: bool = True) -> IndexData | None:
     if fd is None:
         return None
     try:
-        head = os.pread(fd, 128, 0)
+        head = posix.pread(fd, 128, 0)
         nl = head.find(b"\n")
         parts = head[:nl].decode("ascii", "replace").split(" ")
         if len(parts) != 4 or parts[0] != _MAGIC or parts[1] != str(_VERSION) or parts[2] != sys.byteorder:
             return None
         hlen = int(parts[3])
         pos = nl + 1
-        hdr = marshal.loads(os.pread(fd, hlen, pos))
+        hdr = marshal.loads(posix.pread(fd, hlen, pos))
         pos += hlen
         n = hdr["count"]
         lens = hdr["segments"]
@@ -299,7 +299,7 @@ def load_index(dir_fd: int, names: bool = True) -> IndexData | None:
         if [lens[0]] + lens[2:] != [4 * n, memoryview(ids).itemsize * n, n, 8 * n, 8 * n, 8 * n]:
             return None
         meta_at = rest_at + lens[2] + lens[3]
-        if os.fstat(fd).st_size < meta_at + 24 * n:
+        if posix.fstat(fd).st_size < meta_at + 24 * n:
             return None  # truncated: found now, not when a command needs the sizes
         # UIDs, info ids and the new/ flags in two reads (the names lie between)
         if not (_read_into(fd, [d.uids], pos) and _read_into(fd, [ids, d.innew], rest_at)):
@@ -329,7 +329,7 @@ def load_index(dir_fd: int, names: bool = True) -> IndexData | None:
         return None
     finally:
         if fd >= 0:
-            os.close(fd)
+            posix.close(fd)
 
 
 def _names_chunks(names: list[str]) -> Iterator[bytes]:

@@ -10,7 +10,7 @@ need a lock.
 from __future__ import annotations
 
 import errno
-import os
+import posix
 import time
 
 from imapd.store.base import StoreError, StoreLimit
@@ -33,7 +33,7 @@ class Keywords:
     def refresh(self) -> bool:
         """Re-read the file if it changed; True if the mapping changed."""
         try:
-            st = os.stat(NAME, dir_fd=self.dir_fd, follow_symlinks=False)
+            st = posix.stat(NAME, dir_fd=self.dir_fd, follow_symlinks=False)
         except FileNotFoundError:
             st = None
         ident = None if st is None else (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
@@ -45,7 +45,7 @@ class Keywords:
         lookup: dict[str, int] = {}
         if st is not None:
             try:
-                fd = os.open(NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
+                fd = posix.open(NAME, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=self.dir_fd)
             except FileNotFoundError:
                 fd = -1
             except OSError as exc:
@@ -58,7 +58,7 @@ class Keywords:
 
                     data = read_all(fd)
                 finally:
-                    os.close(fd)
+                    posix.close(fd)
                 for line in data.decode("utf-8", "replace").split("\n"):
                     idx_s, sep, kw = line.partition(" ")
                     if not sep or not idx_s.isdigit() or not kw:
@@ -123,28 +123,28 @@ class Keywords:
         data = "".join("%d %s\n" % (i, n) for i, n in enumerate(names) if n is not None).encode("utf-8")
         # we hold the uidlist lock, so a leftover keywords lock is stale
         try:
-            os.unlink(LOCK_NAME, dir_fd=self.dir_fd)
+            posix.unlink(LOCK_NAME, dir_fd=self.dir_fd)
         except FileNotFoundError:
             pass
-        fd = os.open(
-            LOCK_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self.dir_fd
+        fd = posix.open(
+            LOCK_NAME, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600, dir_fd=self.dir_fd
         )
         try:
-            os.write(fd, data)
-            st = os.fstat(fd)
+            posix.write(fd, data)
+            st = posix.fstat(fd)
             if self._ident is not None and st.st_mtime_ns // 10**9 <= self._ident[3] // 10**9:
                 # Dovecot notices a change only when the mtime *second* grows
                 ns = max((self._ident[3] // 10**9 + 1) * 10**9, time.time_ns())
-                os.utime(fd, ns=(ns, ns))
-            os.fsync(fd)
+                posix.utime(fd, ns=(ns, ns))
+            posix.fsync(fd)
         except BaseException:
-            os.close(fd)
+            posix.close(fd)
             try:
-                os.unlink(LOCK_NAME, dir_fd=self.dir_fd)
+                posix.unlink(LOCK_NAME, dir_fd=self.dir_fd)
             except OSError:
                 pass
             raise
-        os.close(fd)
-        os.rename(LOCK_NAME, NAME, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        posix.close(fd)
+        posix.rename(LOCK_NAME, NAME, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
         self._loaded = False
         self.refresh()

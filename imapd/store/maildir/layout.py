@@ -9,7 +9,7 @@ the disk when they could escape the root or be misread by another program.
 
 from __future__ import annotations
 
-import os
+import posix
 import stat
 
 from imapd.protocol import mutf7
@@ -22,8 +22,8 @@ MAX_NAME_CHARS = 1000   # a whole mailbox name, Unicode characters
 MAX_DEPTH = 40
 
 # Directory-open flags: never follow a symlink, never keep an fd across exec.
-O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-O_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+O_DIR = posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC
+O_FILE = posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC | posix.O_NONBLOCK
 
 
 def _check_segment(seg: str, whole: str) -> None:
@@ -126,13 +126,13 @@ def name_for_dir(entry: str, delimiter: str | None) -> str | None:
 
 def open_dir(name: str, dir_fd: int | None = None) -> int:
     """Open a directory without following a symlink at the last component."""
-    return os.open(name, O_DIR, dir_fd=dir_fd)
+    return posix.open(name, O_DIR, dir_fd=dir_fd)
 
 
 def is_real_dir(name: str, dir_fd: int) -> bool:
     """True if `name` is a directory (not a symlink to one) under dir_fd."""
     try:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        st = posix.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except OSError:
         return False
     return stat.S_ISDIR(st.st_mode)
@@ -140,10 +140,10 @@ def is_real_dir(name: str, dir_fd: int) -> bool:
 
 def hostname() -> str:
     """Host name as used in Maildir file names and dotlocks (no '/' or ':')."""
-    host = os.uname().nodename or "localhost"
+    host = posix.uname().nodename or "localhost"
     return host.replace("/", "\\057").replace(":", "\\072")
 
 
 def lock_hostname() -> str:
     """Host name exactly as written inside dotlock files ("<pid>:<host>")."""
-    return os.uname().nodename or "localhost"
+    return posix.uname().nodename or "localhost"

@@ -13,7 +13,7 @@ expunged by another session) is found again by its base name with one readdir
 from __future__ import annotations
 
 import errno
-import os
+import posix
 import stat as _stat
 import sys
 import time
@@ -85,7 +85,7 @@ def _good_name(name: str) -> bool:
 def _list_dir(fd: int) -> list[str]:
     """Regular files of a directory (symlinks and subdirectories skipped,
     dot files and names with CR/LF ignored as Dovecot does)."""
-    with os.scandir(fd) as it:
+    with posix.scandir(fd) as it:
         names = [e.name for e in it if e.is_file(follow_symlinks=False)]
     if names:
         j = "\n".join(names)
@@ -106,7 +106,7 @@ def _scan_dir(fd: int, known: Sequence[str] = ()) -> tuple[dict[str, str], list[
     count = 0
     intern = _intern
     same = {b: b for b in known}.get if known else None
-    with os.scandir(fd) as it:
+    with posix.scandir(fd) as it:
         for e in it:
             name = e.name
             if name[0] == "." or "\n" in name or "\r" in name:
@@ -434,7 +434,7 @@ class MaildirMailbox(Mailbox):
 
     def _open_file(self, p: int) -> int:
         try:
-            return os.open(self._filename(p), O_FILE, dir_fd=self._dirfd(p))
+            return posix.open(self._filename(p), O_FILE, dir_fd=self._dirfd(p))
         except FileNotFoundError:
             pass
         except OSError as exc:
@@ -445,7 +445,7 @@ class MaildirMailbox(Mailbox):
         if self._bases[p] not in found:
             raise NoSuchMessage("Message was expunged (UID %d)" % self._uids[p])
         try:
-            return os.open(self._filename(p), O_FILE, dir_fd=self._dirfd(p))
+            return posix.open(self._filename(p), O_FILE, dir_fd=self._dirfd(p))
         except FileNotFoundError:
             raise NoSuchMessage("Message was expunged (UID %d)" % self._uids[p]) from None
         except OSError as exc:
@@ -456,9 +456,9 @@ class MaildirMailbox(Mailbox):
     def _check_file(self, p: int, fd: int) -> int:
         """A file whose mtime differs from what we knew was replaced: forget
         cached data for it.  Returns the file's size."""
-        st = os.fstat(fd)
+        st = posix.fstat(fd)
         if not _stat.S_ISREG(st.st_mode):
-            os.close(fd)
+            posix.close(fd)
             raise NoSuchMessage("Message file is not a regular file")
         self._note_mtime(p, st.st_mtime)
         return st.st_size
@@ -639,12 +639,12 @@ class MaildirMailbox(Mailbox):
         if t != NO_TIME:
             return t
         try:
-            st = os.stat(self._filename(p), dir_fd=self._dirfd(p), follow_symlinks=False)
+            st = posix.stat(self._filename(p), dir_fd=self._dirfd(p), follow_symlinks=False)
         except FileNotFoundError:
             found = self._relocate()
             if self._bases[p] not in found:
                 raise NoSuchMessage("Message was expunged (UID %d)" % uid) from None
-            st = os.stat(self._filename(p), dir_fd=self._dirfd(p), follow_symlinks=False)
+            st = posix.stat(self._filename(p), dir_fd=self._dirfd(p), follow_symlinks=False)
         self._mtime[p] = st.st_mtime
         self._index_dirty = True
         return st.st_mtime
@@ -661,7 +661,7 @@ class MaildirMailbox(Mailbox):
                 self._check_file(p, fd)
                 _, w = wire_size_of_fd(fd)
             finally:
-                os.close(fd)
+                posix.close(fd)
             self._remember_ext_w(p, w)
         self._wsize[p] = w
         self._index_dirty = True
@@ -710,7 +710,7 @@ class MaildirMailbox(Mailbox):
                 return None
             data = read_wire(fd, size)
         finally:
-            os.close(fd)
+            posix.close(fd)
         wsize = self._wsize
         if wsize[p] != len(data):
             wsize[p] = len(data)
@@ -725,7 +725,7 @@ class MaildirMailbox(Mailbox):
             raw = b""
             want = 8192
             while True:
-                chunk = os.pread(fd, want - len(raw), len(raw))
+                chunk = posix.pread(fd, want - len(raw), len(raw))
                 raw += chunk
                 # the wire form of a prefix is a prefix of the wire form
                 wire = to_wire(raw)
@@ -738,7 +738,7 @@ class MaildirMailbox(Mailbox):
                     return wire
                 want *= 2
         finally:
-            os.close(fd)
+            posix.close(fd)
 
     def open_stream(self, uid: int) -> BinaryIO:
         p = self._must_pos(uid)
@@ -747,7 +747,7 @@ class MaildirMailbox(Mailbox):
             self._check_file(p, fd)
         except BaseException:
             try:
-                os.close(fd)
+                posix.close(fd)
             except OSError:
                 pass
             raise
@@ -806,7 +806,7 @@ class MaildirMailbox(Mailbox):
         plan: dict[str, tuple[str, frozenset[str]]] = {}
         infos, bases, innew, uids_arr, modseq = self._infos, self._bases, self._innew, self._uids, self._modseq
         cur_fd, new_fd = f.cur_fd, f.new_fd
-        rename = os.rename
+        rename = posix.rename
         for p in todo:
             old_info = infos[p]
             step = plan.get(old_info)
@@ -846,7 +846,7 @@ class MaildirMailbox(Mailbox):
                 new_info = _intern(codec.build_info(old_info, new))
                 if new_info != old_info or self._innew[p]:
                     try:
-                        os.rename(
+                        posix.rename(
                             self._filename(p),
                             self._bases[p] + ":" + new_info,
                             src_dir_fd=self._dirfd(p),
@@ -901,7 +901,7 @@ class MaildirMailbox(Mailbox):
         retry: list[int] = []
         for p in positions:
             try:
-                os.unlink(self._filename(p), dir_fd=self._dirfd(p))
+                posix.unlink(self._filename(p), dir_fd=self._dirfd(p))
             except FileNotFoundError:
                 retry.append(p)
                 continue
@@ -915,7 +915,7 @@ class MaildirMailbox(Mailbox):
                 if require_deleted and "T" not in flag_letters(e[0]):
                     continue  # someone undeleted it meanwhile
                 try:
-                    os.unlink(self._filename(p), dir_fd=self._dirfd(p))
+                    posix.unlink(self._filename(p), dir_fd=self._dirfd(p))
                 except FileNotFoundError:
                     continue
                 removed.append(self._uids[p])
@@ -1131,7 +1131,7 @@ class MaildirMailbox(Mailbox):
             new_info = info if info.startswith("2,") else "2,"
             src = b + ":" + info if info else b
             try:
-                os.rename(src, b + ":" + new_info, src_dir_fd=f.new_fd, dst_dir_fd=f.cur_fd)
+                posix.rename(src, b + ":" + new_info, src_dir_fd=f.new_fd, dst_dir_fd=f.cur_fd)
             except FileNotFoundError:
                 continue
             moved[b] = new_info
@@ -1544,7 +1544,7 @@ class MaildirMailbox(Mailbox):
                 continue
             new_base = self._store.unique_name()
             try:
-                os.rename(name, new_base + ":" + (info or "2,"), src_dir_fd=self._f.cur_fd, dst_dir_fd=self._f.cur_fd)
+                posix.rename(name, new_base + ":" + (info or "2,"), src_dir_fd=self._f.cur_fd, dst_dir_fd=self._f.cur_fd)
             except OSError:
                 pass
         self._f.expected = [None, None]
@@ -1681,7 +1681,7 @@ class MaildirMailbox(Mailbox):
         """A read-only Maildir with no uidlist: derive a stable UIDVALIDITY
         from the directory itself (the same in every session)."""
         try:
-            st = os.fstat(self._f.fd)
+            st = posix.fstat(self._f.fd)
             v = int(st.st_ctime) or 1
         except OSError:
             v = 1
@@ -1759,7 +1759,7 @@ class MaildirMailbox(Mailbox):
             return True
         if self._client_keys is None:
             try:
-                names = os.listdir(self._f.fd)
+                names = posix.listdir(self._f.fd)
             except OSError:
                 names = []
             self._client_keys = {n for n in names if n.startswith(tuple(PREFIX + p for p in CLIENT_KEY_PREFIXES))}
@@ -1869,7 +1869,7 @@ class MaildirMailbox(Mailbox):
                 if col.pending and not self._old_cache_gone:
                     self._old_cache_gone = True
                     try:  # the single-file cache of imapd before 0.2: superseded
-                        os.unlink(idxmod.OLD_CACHE_NAME, dir_fd=f.fd)
+                        posix.unlink(idxmod.OLD_CACHE_NAME, dir_fd=f.fd)
                     except OSError:
                         pass
                 col.flush(self._uids, final=True)

@@ -9,7 +9,7 @@ at the end of a chunk is held back until the next chunk is seen.
 from __future__ import annotations
 
 import io
-import os
+import posix
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
     from typing import BinaryIO
@@ -38,7 +38,7 @@ def wire_size_of_fd(fd: int) -> tuple[int, int]:
     prev_cr = False
     pos = 0
     while True:
-        chunk = os.pread(fd, CHUNK, pos)
+        chunk = posix.pread(fd, CHUNK, pos)
         if not chunk:
             break
         pos += len(chunk)
@@ -72,7 +72,7 @@ class CRLFReader(io.RawIOBase):
 
     def _fill(self) -> None:
         while not self._out and not self._eof:
-            chunk = os.pread(self._fd, CHUNK, self._pos)
+            chunk = posix.pread(self._fd, CHUNK, self._pos)
             if not chunk:
                 self._eof = True
                 if self._held_cr:
@@ -124,7 +124,7 @@ class CRLFReader(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             try:
-                os.close(self._fd)
+                posix.close(self._fd)
             except OSError:
                 pass
         super().close()
@@ -133,12 +133,12 @@ class CRLFReader(io.RawIOBase):
 def read_wire(fd: int, size: int) -> bytes:
     """The whole file in wire form; `size` is its size from an fstat the
     caller already made."""
-    first = os.pread(fd, size + 1, 0)  # all of it in one read, as a rule
+    first = posix.pread(fd, size + 1, 0)  # all of it in one read, as a rule
     if len(first) != size:  # it grew, shrank or came short: read to the end
         parts = [first]
         pos = len(first)
         while True:
-            chunk = os.pread(fd, 1 << 20, pos)
+            chunk = posix.pread(fd, 1 << 20, pos)
             if not chunk:
                 break
             parts.append(chunk)
@@ -186,7 +186,7 @@ def copy_fd(src_fd: int, dst_fd: int) -> None:
     """Copy a stored message verbatim (COPY across file systems)."""
     pos = 0
     while True:
-        chunk = os.pread(src_fd, CHUNK, pos)
+        chunk = posix.pread(src_fd, CHUNK, pos)
         if not chunk:
             break
         write_all(dst_fd, chunk)
@@ -196,5 +196,5 @@ def copy_fd(src_fd: int, dst_fd: int) -> None:
 def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        n = os.write(fd, view)
+        n = posix.write(fd, view)
         view = view[n:]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import itertools
-import os
+import posix
 import stat as _stat
 import time
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
@@ -68,12 +68,12 @@ def _touch(name: str, dir_fd: int) -> None:
     """Create an empty marker file -- never through a symlink planted there
     (O_CREAT follows one and would create its target, wherever it points)."""
     try:
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+        fd = posix.open(name, posix.O_WRONLY | posix.O_CREAT | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise InvalidMailboxName("%s in that folder is a symbolic link" % name) from None
         raise
-    os.close(fd)
+    posix.close(fd)
 
 
 class MaildirStore(Store):
@@ -107,17 +107,24 @@ class MaildirStore(Store):
         self._counter = itertools.count(1)
         self._host = layout.hostname()
         self._folders: dict[str, MaildirFolder] = {}
-        self.root = os.path.realpath(root)
+        self.root = root  # (as given: everything below goes through root_fd)
         if create and not self.readonly:
-            os.makedirs(self.root, 0o700, exist_ok=True)
+            try:
+                posix.mkdir(root, 0o700)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:  # its parents are missing too (rare: `os` is not loaded for the others)
+                import os
+
+                os.makedirs(root, 0o700, exist_ok=True)
         try:
-            self.root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.root_fd = posix.open(self.root, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         except FileNotFoundError:
             raise NoSuchMailbox("Mail root %s does not exist" % root) from None
         if create and not self.readonly:
             for sub in ("cur", "new", "tmp"):
                 try:
-                    os.mkdir(sub, 0o700, dir_fd=self.root_fd)
+                    posix.mkdir(sub, 0o700, dir_fd=self.root_fd)
                 except FileExistsError:
                     pass
 
@@ -126,7 +133,7 @@ class MaildirStore(Store):
         """`<sec>.M<usec>P<pid>Q<n>.<host>` — unique per host, as Dovecot names files."""
         t = time.time()
         sec = int(t)
-        return "%d.M%dP%dQ%d.%s" % (sec, int((t - sec) * 1e6), os.getpid(), next(self._counter), self._host)
+        return "%d.M%dP%dQ%d.%s" % (sec, int((t - sec) * 1e6), posix.getpid(), next(self._counter), self._host)
 
     def new_uidvalidity(self) -> int:
         """UIDVALIDITY for a new list: the current time, but always above the
@@ -136,11 +143,11 @@ class MaildirStore(Store):
         last = 0
         for name, base in (("imapd-uidvalidity", 10), ("dovecot-uidvalidity", 16)):
             try:
-                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.root_fd)
+                fd = posix.open(name, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=self.root_fd)
                 try:
-                    last = max(last, int(os.read(fd, 64).strip() or b"0", base))
+                    last = max(last, int(posix.read(fd, 64).strip() or b"0", base))
                 finally:
-                    os.close(fd)
+                    posix.close(fd)
             except (OSError, ValueError):
                 pass
         if v <= last:
@@ -172,7 +179,7 @@ class MaildirStore(Store):
         if not layout.is_real_dir(dirname, self.root_fd):
             return False
         try:
-            st = os.stat(dirname + "/cur", dir_fd=self.root_fd, follow_symlinks=False)
+            st = posix.stat(dirname + "/cur", dir_fd=self.root_fd, follow_symlinks=False)
         except OSError:
             return False
         return _stat.S_ISDIR(st.st_mode)
@@ -194,7 +201,7 @@ class MaildirStore(Store):
         if dirname and not self._is_selectable_dir(dirname):
             raise NoSuchMailbox("Mailbox does not exist: %s" % name)
         try:
-            fd = os.open(dirname or ".", O_DIR, dir_fd=self.root_fd)
+            fd = posix.open(dirname or ".", O_DIR, dir_fd=self.root_fd)
         except OSError as exc:
             if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                 raise NoSuchMailbox("Mailbox does not exist: %s" % name) from None
@@ -231,7 +238,7 @@ class MaildirStore(Store):
     def _folder_dirs(self) -> list[tuple[str, str]]:
         """(dirname, mailbox name) of every folder directory we can serve."""
         out = []
-        with os.scandir(self.root_fd) as it:
+        with posix.scandir(self.root_fd) as it:
             for e in it:
                 if not e.name.startswith(".") or e.name in (".", ".."):
                     continue
@@ -277,18 +284,18 @@ class MaildirStore(Store):
     def _make_folder_dir(self, dirname: str) -> bool:
         """Create a complete folder (cur/new/tmp/maildirfolder) and rename it
         into place, so nobody ever sees half of one.  False if it existed."""
-        tmp = "imapd-create.%d.%d" % (os.getpid(), next(self._counter))
-        os.mkdir(tmp, 0o700, dir_fd=self.root_fd)
+        tmp = "imapd-create.%d.%d" % (posix.getpid(), next(self._counter))
+        posix.mkdir(tmp, 0o700, dir_fd=self.root_fd)
         try:
-            tfd = os.open(tmp, O_DIR, dir_fd=self.root_fd)
+            tfd = posix.open(tmp, O_DIR, dir_fd=self.root_fd)
             try:
                 for sub in ("cur", "new", "tmp"):
-                    os.mkdir(sub, 0o700, dir_fd=tfd)
+                    posix.mkdir(sub, 0o700, dir_fd=tfd)
                 _touch("maildirfolder", tfd)
             finally:
-                os.close(tfd)
+                posix.close(tfd)
             try:
-                os.rename(tmp, dirname, src_dir_fd=self.root_fd, dst_dir_fd=self.root_fd)
+                posix.rename(tmp, dirname, src_dir_fd=self.root_fd, dst_dir_fd=self.root_fd)
                 return True
             except OSError as exc:
                 if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
@@ -300,26 +307,26 @@ class MaildirStore(Store):
             raise InvalidMailboxName("A file with that name is in the way")
         if self._is_selectable_dir(dirname):
             return False
-        fd = os.open(dirname, O_DIR, dir_fd=self.root_fd)
+        fd = posix.open(dirname, O_DIR, dir_fd=self.root_fd)
         try:
             for sub in ("cur", "new", "tmp"):
                 try:
-                    os.mkdir(sub, 0o700, dir_fd=fd)
+                    posix.mkdir(sub, 0o700, dir_fd=fd)
                 except FileExistsError:
                     pass
             _touch("maildirfolder", fd)
         finally:
-            os.close(fd)
+            posix.close(fd)
         return True
 
     def _rmtree(self, name: str) -> None:
         """Remove a directory tree under the root without following symlinks."""
         try:
-            st = os.stat(name, dir_fd=self.root_fd, follow_symlinks=False)
+            st = posix.stat(name, dir_fd=self.root_fd, follow_symlinks=False)
         except FileNotFoundError:
             return
         if not _stat.S_ISDIR(st.st_mode):
-            os.unlink(name, dir_fd=self.root_fd)
+            posix.unlink(name, dir_fd=self.root_fd)
             return
         import shutil
 
@@ -341,7 +348,7 @@ class MaildirStore(Store):
     # -------------------------------------------------------- delete
     def _has_children(self, dirname: str) -> bool:
         prefix = dirname + "."
-        with os.scandir(self.root_fd) as it:
+        with posix.scandir(self.root_fd) as it:
             for e in it:
                 if e.name.startswith(prefix):
                     try:
@@ -368,9 +375,9 @@ class MaildirStore(Store):
         # Like Dovecot on Maildir++: the folder's own directory goes (its mail
         # with it); children are sibling directories and stay, so the name
         # lives on as an implied \Noselect parent.
-        trash = "imapd-trashed.%d.%d" % (os.getpid(), next(self._counter))
+        trash = "imapd-trashed.%d.%d" % (posix.getpid(), next(self._counter))
         try:
-            os.rename(dirname, trash, src_dir_fd=self.root_fd, dst_dir_fd=self.root_fd)
+            posix.rename(dirname, trash, src_dir_fd=self.root_fd, dst_dir_fd=self.root_fd)
         except FileNotFoundError:
             raise NoSuchMailbox("Mailbox does not exist: %s" % name) from None
         self._forget_dirs(dirname)
@@ -393,7 +400,7 @@ class MaildirStore(Store):
         d_old = layout.dir_for_segments(so)
         d_new = layout.dir_for_segments(sn)
         sources = []
-        with os.scandir(self.root_fd) as it:
+        with posix.scandir(self.root_fd) as it:
             for e in it:
                 if e.name == d_old or e.name.startswith(d_old + "."):
                     try:
@@ -409,7 +416,7 @@ class MaildirStore(Store):
             if len(t.encode()) > layout.NAME_MAX:
                 raise InvalidMailboxName("Mailbox name too long")
             try:
-                os.stat(t, dir_fd=self.root_fd, follow_symlinks=False)
+                posix.stat(t, dir_fd=self.root_fd, follow_symlinks=False)
                 raise MailboxExists("Mailbox already exists: %s" % new)
             except FileNotFoundError:
                 pass
@@ -417,7 +424,7 @@ class MaildirStore(Store):
         done = 0
         for s, t in pairs:
             try:
-                os.rename(s, t, src_dir_fd=self.root_fd, dst_dir_fd=self.root_fd)
+                posix.rename(s, t, src_dir_fd=self.root_fd, dst_dir_fd=self.root_fd)
                 done += 1
             except FileNotFoundError:
                 # renamed or deleted by someone else since we listed it
@@ -436,21 +443,21 @@ class MaildirStore(Store):
         UIDVALIDITY and next UID, so its UIDs are never reused."""
         d_new = layout.dir_for_segments(sn)
         try:  # any entry at all (directory, symlink, file) blocks the name
-            os.lstat(d_new, dir_fd=self.root_fd)
+            posix.lstat(d_new, dir_fd=self.root_fd)
         except FileNotFoundError:
             pass
         else:
             raise MailboxExists("Mailbox already exists: %s" % self._canon(sn))
         inbox = self._folder(INBOX)
-        tmp = "imapd-create.%d.%d" % (os.getpid(), next(self._counter))
-        os.mkdir(tmp, 0o700, dir_fd=self.root_fd)
+        tmp = "imapd-create.%d.%d" % (posix.getpid(), next(self._counter))
+        posix.mkdir(tmp, 0o700, dir_fd=self.root_fd)
         try:
-            tfd = os.open(tmp, O_DIR, dir_fd=self.root_fd)
+            tfd = posix.open(tmp, O_DIR, dir_fd=self.root_fd)
             try:
                 subfd = {}
                 for sub in ("cur", "new", "tmp"):
-                    os.mkdir(sub, 0o700, dir_fd=tfd)
-                    subfd[sub] = os.open(sub, O_DIR, dir_fd=tfd)
+                    posix.mkdir(sub, 0o700, dir_fd=tfd)
+                    subfd[sub] = posix.open(sub, O_DIR, dir_fd=tfd)
                 _touch("maildirfolder", tfd)
                 with inbox.lock:
                     inbox.ensure_uidlist()
@@ -459,11 +466,11 @@ class MaildirStore(Store):
                     moved: set[str] = set()
                     ok = inbox.begin_own()
                     for sub, sfd in (("new", inbox.new_fd), ("cur", inbox.cur_fd)):
-                        with os.scandir(sfd) as it:
+                        with posix.scandir(sfd) as it:
                             names = [e.name for e in it if e.is_file(follow_symlinks=False)]
                         for nm in names:
                             try:
-                                os.rename(nm, nm, src_dir_fd=sfd, dst_dir_fd=subfd[sub])
+                                posix.rename(nm, nm, src_dir_fd=sfd, dst_dir_fd=subfd[sub])
                             except FileNotFoundError:
                                 continue
                             moved.add(split_filename(nm)[0])
@@ -471,16 +478,16 @@ class MaildirStore(Store):
                     inbox.expected = [None, None]
                     # keyword letters must keep their meaning in the new folder
                     try:
-                        kfd = os.open("dovecot-keywords", O_FILE, dir_fd=inbox.fd)
+                        kfd = posix.open("dovecot-keywords", O_FILE, dir_fd=inbox.fd)
                         try:
-                            data = os.read(kfd, 1 << 20)
+                            data = posix.read(kfd, 1 << 20)
                         finally:
-                            os.close(kfd)
-                        wfd = os.open("dovecot-keywords", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=tfd)
+                            posix.close(kfd)
+                        wfd = posix.open("dovecot-keywords", posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL, 0o600, dir_fd=tfd)
                         try:
-                            os.write(wfd, data)
+                            posix.write(wfd, data)
                         finally:
-                            os.close(wfd)
+                            posix.close(wfd)
                     except FileNotFoundError:
                         pass
                     keep = [(u, b) for u, b in zip(ul.uids, ul.bases) if b in moved]
@@ -491,21 +498,21 @@ class MaildirStore(Store):
                     nl.rewrite()
                     nl.close()
                     try:
-                        os.rename(tmp, d_new, src_dir_fd=self.root_fd, dst_dir_fd=self.root_fd)
+                        posix.rename(tmp, d_new, src_dir_fd=self.root_fd, dst_dir_fd=self.root_fd)
                     except OSError:
                         # the name was taken meanwhile: put every message back
                         # into INBOX before the temporary folder is removed
                         for sub, sfd in (("new", inbox.new_fd), ("cur", inbox.cur_fd)):
-                            with os.scandir(subfd[sub]) as it:
+                            with posix.scandir(subfd[sub]) as it:
                                 back = [e.name for e in it]
                             for nm in back:
-                                os.rename(nm, nm, src_dir_fd=subfd[sub], dst_dir_fd=sfd)
+                                posix.rename(nm, nm, src_dir_fd=subfd[sub], dst_dir_fd=sfd)
                         raise MailboxExists("Mailbox already exists: %s" % self._canon(sn)) from None
                     ul.rewrite(drop={u for u, _ in keep})
                 for fd in subfd.values():
-                    os.close(fd)
+                    posix.close(fd)
             finally:
-                os.close(tfd)
+                posix.close(tfd)
         finally:
             self._rmtree(tmp)
         self._forget_dirs(d_new)
@@ -513,7 +520,7 @@ class MaildirStore(Store):
     # -------------------------------------------------- subscriptions
     def _read_subscriptions(self) -> tuple[int, list[str]]:
         try:
-            fd = os.open(SUBSCRIPTIONS, O_FILE, dir_fd=self.root_fd)
+            fd = posix.open(SUBSCRIPTIONS, O_FILE, dir_fd=self.root_fd)
         except FileNotFoundError:
             return 2, []
         except OSError as exc:
@@ -525,7 +532,7 @@ class MaildirStore(Store):
 
             data = read_all(fd)
         finally:
-            os.close(fd)
+            posix.close(fd)
         text = data.decode("utf-8", "surrogateescape")
         version = 1
         if text.startswith(_SUBS_V2):
@@ -574,14 +581,14 @@ class MaildirStore(Store):
                 body = _SUBS_V2 + "".join("\t".join(_tab_escape(p) for p in levels(n)) + "\n" for n in names)
             else:
                 body = "".join(delim.join(levels(n)) + "\n" for n in names)
-            tmp = "subscriptions.tmp.%d" % os.getpid()
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self.root_fd)
+            tmp = "subscriptions.tmp.%d" % posix.getpid()
+            fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600, dir_fd=self.root_fd)
             try:
-                os.write(fd, body.encode("utf-8", "surrogateescape"))
-                os.fsync(fd)
+                posix.write(fd, body.encode("utf-8", "surrogateescape"))
+                posix.fsync(fd)
             finally:
-                os.close(fd)
-            os.rename(tmp, SUBSCRIPTIONS, src_dir_fd=self.root_fd, dst_dir_fd=self.root_fd)
+                posix.close(fd)
+            posix.rename(tmp, SUBSCRIPTIONS, src_dir_fd=self.root_fd, dst_dir_fd=self.root_fd)
 
     def subscribe(self, name: str) -> None:
         self._write_subscriptions(name, True)
@@ -624,10 +631,10 @@ class MaildirStore(Store):
             try:
                 size, wsize = write_stored(fd, message)
                 t = time.time() if internal_date is None else internal_date
-                os.utime(fd, (t, t))
-                os.fsync(fd)
+                posix.utime(fd, (t, t))
+                posix.fsync(fd)
             finally:
-                os.close(fd)
+                posix.close(fd)
         except OSError as exc:
             f.unlink_tmp(tmp)
             err = full_error(exc)
@@ -649,7 +656,7 @@ class MaildirStore(Store):
                 try:
                     uid = f.uidlist.append([base])[0]
                 except BaseException:
-                    os.unlink(base + ":" + info, dir_fd=f.cur_fd)
+                    posix.unlink(base + ":" + info, dir_fd=f.cur_fd)
                     raise
                 f.end_own(ok)
                 uidvalidity = f.uidlist.uidvalidity
@@ -722,7 +729,7 @@ class MaildirStore(Store):
             except BaseException:
                 for _, base, info, _, _ in made:
                     try:
-                        os.unlink(base + ":" + info, dir_fd=df.cur_fd)
+                        posix.unlink(base + ":" + info, dir_fd=df.cur_fd)
                     except OSError:
                         pass
                 raise
@@ -760,17 +767,17 @@ class MaildirStore(Store):
         try:
             tmp, tfd = df.new_tmp_file()
         except BaseException:
-            os.close(sfd)
+            posix.close(sfd)
             raise
         try:
             try:
                 copy_fd(sfd, tfd)
-                st = os.fstat(sfd)
-                os.utime(tfd, ns=(st.st_atime_ns, st.st_mtime_ns))
-                os.fsync(tfd)
+                st = posix.fstat(sfd)
+                posix.utime(tfd, ns=(st.st_atime_ns, st.st_mtime_ns))
+                posix.fsync(tfd)
             finally:
-                os.close(tfd)
-                os.close(sfd)
+                posix.close(tfd)
+                posix.close(sfd)
             return df.link_into_cur(tmp, df.tmp_fd, suffix, info)
         finally:
             df.unlink_tmp(tmp)
@@ -784,7 +791,7 @@ class MaildirStore(Store):
         self._folders.clear()
         if self.root_fd >= 0:
             try:
-                os.close(self.root_fd)
+                posix.close(self.root_fd)
             except OSError:
                 pass
             self.root_fd = -1

@@ -29,7 +29,7 @@ version we read stays open (`_held`) until a newer one replaces it.
 from __future__ import annotations
 
 import errno
-import os
+import posix
 import time
 from imapd.arrays import array
 from itertools import compress
@@ -43,7 +43,7 @@ from imapd.store.maildir.message import write_all
 NAME = "dovecot-uidlist"
 TMP_NAME = "dovecot-uidlist.tmp"
 _ENC = "utf-8"
-_ERRS = "surrogateescape"  # the same mapping os.listdir() uses for names
+_ERRS = "surrogateescape"  # the same mapping posix.listdir() uses for names
 # refresh_tail reads this much of the end for the last records (about 25 of
 # them; all it needs is the last UID), more only if no whole record is in it
 TAIL_WINDOW = 2048
@@ -55,7 +55,7 @@ def _split_base(name: str) -> str:
 
 
 def new_guid() -> str:
-    return os.urandom(16).hex()
+    return posix.urandom(16).hex()
 
 
 class UidListCorrupt(Exception):
@@ -80,7 +80,7 @@ class UidList:
         """Keep `fd` (the version just read or written) open; let the old one go."""
         if self._held >= 0 and self._held != fd:
             try:
-                os.close(self._held)
+                posix.close(self._held)
             except OSError:
                 pass
         self._held = fd
@@ -114,15 +114,15 @@ class UidList:
         self.header_broken = False
 
     # ------------------------------------------------------------- reading
-    def stat(self) -> os.stat_result | None:
+    def stat(self) -> posix.stat_result | None:
         try:
-            return os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
+            return posix.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
         except FileNotFoundError:
             return None
 
     def _open(self) -> int | None:
         try:
-            return os.open(self.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
+            return posix.open(self.name, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=self.dir_fd)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -270,7 +270,7 @@ class UidList:
         if records:
             self._by_base = None
 
-    def _read_from(self, fd: int, offset: int, st: os.stat_result, records: bool) -> None:
+    def _read_from(self, fd: int, offset: int, st: posix.stat_result, records: bool) -> None:
         """Parse complete lines from `offset` on, a block at a time so that a
         100,000-line file never exists as one big string plus its lines."""
         size = st.st_size
@@ -279,7 +279,7 @@ class UidList:
         first = offset == 0
         self.changes += 1
         while pos < size or carry:
-            block = os.pread(fd, min(size - pos, 1 << 18), pos) if pos < size else b""
+            block = posix.pread(fd, min(size - pos, 1 << 18), pos) if pos < size else b""
             pos += len(block)
             data = carry + block if carry else block
             end = data.rfind(b"\n") + 1
@@ -325,14 +325,14 @@ class UidList:
             self.tail_known = True
             return False
         try:
-            st = os.fstat(fd)
+            st = posix.fstat(fd)
             if old_v:
                 self.uidvalidity = old_v  # so a lowered N is noticed
             self._read_from(fd, 0, st, True)
             if old_v and self.uidvalidity == old_v and self.next_uid < old_n:
                 self.next_uid = old_n  # never let UIDs go backwards
         except BaseException:
-            os.close(fd)
+            posix.close(fd)
             raise
         self._hold(fd)
         self.loaded = True
@@ -360,7 +360,7 @@ class UidList:
         if st.st_size == self.offset:
             return False
         # the same file, grown (we hold it open: its inode number is not reused)
-        self._read_from(self._held, self.offset, os.fstat(self._held), True)
+        self._read_from(self._held, self.offset, posix.fstat(self._held), True)
         return True
 
     def refresh_tail(self) -> None:
@@ -378,17 +378,17 @@ class UidList:
             self.tail_known = True
             return
         try:
-            st = os.fstat(fd)
+            st = posix.fstat(fd)
             if (self.tail_known and self._held >= 0 and (st.st_dev, st.st_ino) == self.ident
                     and st.st_size >= self.offset):
                 if st.st_size > self.offset:
                     self._read_from(fd, self.offset, st, False)
                 return
-            head = os.pread(fd, 4096, 0)
+            head = posix.pread(fd, 4096, 0)
             nl = head.find(b"\n")
             if nl < 0:
                 # header longer than 4k or no newline: fall back to a full read
-                os.close(fd)
+                posix.close(fd)
                 fd = None
                 self.load()
                 return
@@ -396,14 +396,14 @@ class UidList:
             self.hdr_next_uid = 0
             self.next_uid = 1
             if not self._parse_header(head[:nl].decode(_ENC, _ERRS)):
-                os.close(fd)
+                posix.close(fd)
                 fd = None
                 self.load()
                 return
             window = TAIL_WINDOW
             while True:
                 start = max(nl + 1, st.st_size - window)
-                tail = os.pread(fd, st.st_size - start, start)
+                tail = posix.pread(fd, st.st_size - start, start)
                 if start == nl + 1:
                     base_off = start
                     break
@@ -422,7 +422,7 @@ class UidList:
             fd = None
         finally:
             if fd is not None:
-                os.close(fd)
+                posix.close(fd)
 
     # ------------------------------------------------------------- lookups
     def by_base(self) -> dict[str, int]:
@@ -487,34 +487,34 @@ class UidList:
         self.next_uid = first + n
         if self.needs_rewrite():
             return self._append_by_rewrite(first, bases, exts, new_uids)
-        fd = os.open(self.name, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
+        fd = posix.open(self.name, posix.O_WRONLY | posix.O_APPEND | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=self.dir_fd)
         try:
-            st = os.fstat(fd)
+            st = posix.fstat(fd)
             if (st.st_dev, st.st_ino) != self.ident or st.st_size != self.offset:
                 # someone changed it without the lock: never guess, rewrite
-                os.close(fd)
+                posix.close(fd)
                 fd = -1
                 return self._append_by_rewrite(first, bases, exts, new_uids)
             try:
                 for data in self._encoded(new_uids, bases, exts):
                     write_all(fd, data)
-                os.fdatasync(fd)
+                posix.fdatasync(fd)
             except BaseException:
                 # disk full, file size limit...: leave no partial record line
                 # behind (the next appender would glue its line onto it), and
                 # give the UIDs back, since nobody else will ever learn of them
                 try:
-                    os.ftruncate(fd, self.offset)
+                    posix.ftruncate(fd, self.offset)
                 except OSError:
                     pass
                 self._take_back(first)
                 raise
-            st = os.fstat(fd)
+            st = posix.fstat(fd)
             self.offset = st.st_size
             self.mtime_ns = st.st_mtime_ns
         finally:
             if fd >= 0:
-                os.close(fd)
+                posix.close(fd)
         return new_uids
 
     def _encoded(self, uids: list[int], bases: list[str], exts: list[str | None]) -> Iterator[bytes]:
@@ -576,9 +576,9 @@ class UidList:
             self._by_base = None
         hdr = ["3", "V%d" % self.uidvalidity, "N%d" % self.next_uid, "G" + self.guid]
         hdr.extend(self.hdr_extra)
-        fd = os.open(
+        fd = posix.open(
             self.tmp_name,
-            os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+            posix.O_RDWR | posix.O_CREAT | posix.O_TRUNC | posix.O_NOFOLLOW | posix.O_CLOEXEC,
             0o600,
             dir_fd=self.dir_fd,
         )
@@ -592,24 +592,24 @@ class UidList:
                 chunk = "".join([f"{u} :{b}\n" if e is None else f"{u} {e} :{b}\n"
                                  for u, b, e in zip(uids[start:end], bases[start:end], exts[start:end])])
                 write_all(fd, chunk.encode(_ENC, _ERRS))
-            os.fdatasync(fd)
-            st = os.fstat(fd)
+            posix.fdatasync(fd)
+            st = posix.fstat(fd)
             if old is not None and st.st_mtime_ns <= old.st_mtime_ns:
                 # readers compare mtimes: a rewrite must look newer
                 ns = old.st_mtime_ns + 1_000_000
-                os.utime(fd, ns=(ns, ns))
-                st = os.fstat(fd)
+                posix.utime(fd, ns=(ns, ns))
+                st = posix.fstat(fd)
         except BaseException:
-            os.close(fd)
+            posix.close(fd)
             try:
-                os.unlink(self.tmp_name, dir_fd=self.dir_fd)
+                posix.unlink(self.tmp_name, dir_fd=self.dir_fd)
             except OSError:
                 pass
             raise
         try:
-            os.rename(self.tmp_name, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+            posix.rename(self.tmp_name, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
         except BaseException:
-            os.close(fd)
+            posix.close(fd)
             raise
         self._hold(fd)
         self.version = 3

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 from imapd.store.base import OverQuota, StoreError, StoreLimit
 from imapd.store.maildir import index as idxmod
-from imapd.store.maildir.dotlock import DotLock
 from imapd.store.maildir.flags import FlagCodec
 from imapd.store.maildir.keywords import Keywords
 from imapd.store.maildir.layout import O_DIR
@@ -38,6 +37,7 @@ from imapd.store.maildir.uidlist import UidList, read_courier_uiddb
 if TYPE_CHECKING:
     from typing import Iterator
 
+    from imapd.store.maildir.dotlock import DotLock
     from imapd.store.maildir.store import MaildirStore
 
 
@@ -134,7 +134,8 @@ class MaildirFolder:
         self.uidlist = UidList(fd)
         self.keywords = Keywords(fd)
         self.codec = FlagCodec(self.keywords)
-        self.lock = DotLock(fd, "dovecot-uidlist", stale_timeout=120.0, timeout=store.lock_timeout)
+        self._lock: DotLock | None = None  # made at first use: a warm SELECT takes no lock
+        self._lock_timeout = store.lock_timeout
         self.boxes = BoxSet()
         self.expected: list[int | None] = [None, None]  # cur, new
         self.from_own_op = False
@@ -168,6 +169,15 @@ class MaildirFolder:
         except OSError:
             return False
         return (st.st_dev, st.st_ino) == self.ident
+
+    @property
+    def lock(self) -> DotLock:
+        """The dotlock on dovecot-uidlist that every writer takes."""
+        if self._lock is None:
+            from imapd.store.maildir.dotlock import DotLock
+
+            self._lock = DotLock(self.fd, "dovecot-uidlist", stale_timeout=120.0, timeout=self._lock_timeout)
+        return self._lock
 
     def close(self) -> None:
         ul = getattr(self, "uidlist", None)

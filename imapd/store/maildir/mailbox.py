@@ -37,7 +37,7 @@ from imapd.store.maildir import index as idxmod
 from imapd.store.maildir.flags import FORWARDED, flag_letters, normalize_flag
 from imapd.store.maildir.folder import VERIFY_AFTER, MaildirFolder, full_error
 from imapd.store.maildir.layout import O_FILE
-from imapd.store.maildir.message import CRLFReader, read_wire, to_wire, wire_size_of_fd
+from imapd.store.maildir.message import read_wire, to_wire, wire_size_of_fd
 
 if TYPE_CHECKING:
     from imapd.store.maildir.cache import CacheColumn
@@ -753,6 +753,8 @@ class MaildirMailbox(Mailbox):
             raise
         w = self._wsize[p]
         import io
+
+        from imapd.store.maildir.wirestream import CRLFReader
 
         return io.BufferedReader(CRLFReader(fd, w if w >= 0 else None), 65536)  # type: ignore[return-value]
 

@@ -30,7 +30,6 @@ from imapd.store.base import (
     StoreError,
 )
 from imapd.store.maildir import layout
-from imapd.store.maildir.dotlock import DotLock
 from imapd.store.maildir.flags import normalize_flag, split_filename
 from imapd.store.maildir.folder import MaildirFolder, full_error
 from imapd.store.maildir.layout import INBOX, O_DIR, O_FILE
@@ -561,6 +560,8 @@ class MaildirStore(Store):
         self._check_writable()
         segs = self._split(name)
         canon = INBOX if segs == [INBOX] else (self.delimiter or ".").join(segs)
+        from imapd.store.maildir.dotlock import DotLock
+
         lock = DotLock(self.root_fd, SUBSCRIPTIONS, stale_timeout=30.0, timeout=self.lock_timeout)
         with lock:
             version, names = self._read_subscriptions()

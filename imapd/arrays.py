@@ -20,14 +20,6 @@ Modules on the way to a session's first command import `array` from here.
 import sys
 
 
-class _Unregistered:
-    """MutableSequence for `array`'s registration when the real one is not loaded."""
-
-    @staticmethod
-    def register(cls: type) -> type:
-        return cls
-
-
 def _import_without_collections() -> None:
     modules = sys.modules
     if "array" in modules or "collections" in modules:
@@ -35,7 +27,9 @@ def _import_without_collections() -> None:
     abc = modules.get("_collections_abc")
     if abc is None:
         abc = type(sys)("collections.abc")
-        abc.MutableSequence = _Unregistered  # type: ignore[attr-defined]
+        # (for `array`'s registration: an object with a `register` that does nothing)
+        abc.MutableSequence = type(sys)("MutableSequence")  # type: ignore[attr-defined]
+        abc.MutableSequence.register = lambda cls: cls  # type: ignore[attr-defined]
     stand_in = type(sys)("collections")
     stand_in.__path__ = []  # a package, so that "collections.abc" resolves
     stand_in.abc = abc  # type: ignore[attr-defined]

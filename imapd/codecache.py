@@ -164,6 +164,11 @@ def refresh(package_dir: str = PACKAGE_DIR) -> None:
     Any failure (a read-only installation, a full disk) leaves imports as they were."""
     if sys.dont_write_bytecode or _written_here or not stale():
         return
+    # (a user who may not write there -- the usual session of a system-wide
+    # installation without --compile -- is told so before `os` is loaded)
+    where = _dirname(cache_path(package_dir))
+    if not posix.access(where if posix.access(where, posix.F_OK) else package_dir, posix.W_OK):
+        return
     try:
         write(package_dir)
     except OSError:

@@ -137,7 +137,7 @@ def _socket_peer(fd: int) -> tuple[int, object] | None:
         sock.close()
 
 
-def _env_address(environ: Mapping[str, str] | _Environment) -> tuple[str, int | None] | None:
+def _env_address(environ: Mapping[str, str]) -> tuple[str, int | None] | None:
     """Client address set by tcpserver (TCPREMOTEIP) or tcpd/xinetd (REMOTE_HOST)."""
     for addr_key, port_key in (("TCPREMOTEIP", "TCPREMOTEPORT"), ("REMOTE_HOST", "REMOTE_PORT")):
         address = environ.get(addr_key, "").strip()
@@ -147,17 +147,16 @@ def _env_address(environ: Mapping[str, str] | _Environment) -> tuple[str, int | 
     return None
 
 
-class _Environment:
-    """The process environment by str name, read from `posix.environ` (bytes)
-    as `os.environ` would give it: `os` itself is not loaded before a first
+def _environment() -> dict[str, str]:
+    """The variables describe_peer reads, from `posix.environ` (bytes) as
+    `os.environ` would give them: `os` itself is not loaded before a first
     command (see codecache._absolute)."""
+    env = posix.environ
+    names = ("SSH_CONNECTION", "TCPREMOTEIP", "TCPREMOTEPORT", "REMOTE_HOST", "REMOTE_PORT")
+    return {n: env[n.encode()].decode("utf-8", "surrogateescape") for n in names if n.encode() in env}
 
-    def get(self, name: str, default: str = "") -> str:
-        value = posix.environ.get(name.encode("utf-8", "surrogateescape"))
-        return default if value is None else value.decode("utf-8", "surrogateescape")
 
-
-def describe_peer(fd: int = 0, environ: Mapping[str, str] | _Environment | None = None) -> Peer:
+def describe_peer(fd: int = 0, environ: Mapping[str, str] | None = None) -> Peer:
     """Describe the client on `fd` (standard input by default).
 
     Order: a TCP socket's own peer address beats everything; then SSH_CONNECTION;
@@ -165,7 +164,7 @@ def describe_peer(fd: int = 0, environ: Mapping[str, str] | _Environment | None 
     terminal; anything else is a pipe (or a file: a local program in either case).
     """
     if environ is None:
-        environ = _Environment()
+        environ = _environment()
     found = _socket_peer(fd)
     if found is not None:
         import _socket

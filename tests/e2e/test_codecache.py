@@ -199,3 +199,9 @@ def test_a_user_who_may_not_write_the_installation_is_served_without_a_cache(pac
                          preexec_fn=_demote(user), cwd="/", timeout=60)
     assert out.returncode == 0 and out.stderr == b"" and b"a OK [READ-WRITE]" in out.stdout, out
     assert os.listdir(package / "imapd" / "__pycache__") == []
+    # it found out it may not write before loading `os` to try (1.5 ms a session)
+    timed = subprocess.run([os.path.join(REPO, "bin", "imapd"), "--maildir", str(maildir)],
+                           input=b"a SELECT INBOX\r\nb LOGOUT\r\n", capture_output=True,
+                           env={**env, "PYTHONPROFILEIMPORTTIME": "1"}, preexec_fn=_demote(user), cwd="/", timeout=60)
+    imported = {line.rsplit("|", 1)[1].strip() for line in timed.stderr.decode().splitlines() if "|" in line}
+    assert "imapd.cli" in imported and "os" not in imported, sorted(imported)

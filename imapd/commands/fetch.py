@@ -356,7 +356,6 @@ def _fetch_whole(view: Any, messages: list[tuple[int, int]], labelled: list[tupl
     the text between two bodies holding the end of one response and the start
     of the next.  A message too large to hold goes the general way (streamed)."""
     mailbox = view.mailbox
-    read_up_to = mailbox.read_up_to
     pending = view.pending_expunged
     with_uid = len(labelled) == 2
     head = (b"* %d FETCH (UID %d " if with_uid else b"* %d FETCH (") + labelled[-1][1] + b" {%d}\r\n"
@@ -365,13 +364,11 @@ def _fetch_whole(view: Any, messages: list[tuple[int, int]], labelled: list[tupl
     text = b""  # what goes before the next body
     held = 0
     missing = False
-    for seq, uid in messages:
-        if uid in pending:
-            missing = True
-            continue
-        try:
-            data = read_up_to(uid, STREAM_THRESHOLD)
-        except NoSuchMessage:
+    if pending:
+        missing = any(uid in pending for _, uid in messages)
+        messages = [m for m in messages if m[1] not in pending]
+    for (seq, uid), data in zip(messages, mailbox.read_many([uid for _, uid in messages], STREAM_THRESHOLD)):
+        if type(data) is not bytes and data is not None:  # gone (NoSuchMessage)
             missing = True
             continue
         if data is None:  # too large to hold: streamed by the general path

@@ -315,6 +315,16 @@ class Mailbox(abc.ABC):
         stored size, read in the same go."""
         return None if self.size(uid) > limit else self.read(uid)
 
+    def read_many(self, uids: Iterable[int], limit: int) -> Iterator[bytes | None | NoSuchMessage]:
+        """`read_up_to(uid, limit)` of each of `uids` in turn, or the
+        NoSuchMessage it raised (FETCH 1:* BODY.PEEK[]: backends hoist what
+        one message's read looks up out of the loop)."""
+        for uid in uids:
+            try:
+                yield self.read_up_to(uid, limit)
+            except NoSuchMessage as e:
+                yield e
+
     def read_header(self, uid: int) -> bytes:
         """The message's header in wire form, up to and including the blank
         line that ends it (the whole message if there is none).  The default

@@ -908,3 +908,29 @@ def test_a_row_of_values_with_a_marshalled_one_reads_back_as_values(store, maild
         assert mb.cache_get(u, "envelope.wire") == b"env%d" % u + big
     mb.close()
     s.close()
+
+
+def test_read_many_reads_as_read_up_to_does_whatever_happened_to_the_files(store, maildir):
+    # FETCH 1:* BODY.PEEK[] reads through read_many: the same bytes as one
+    # read_up_to at a time, for files renamed by another client, replaced,
+    # gone, or too large, and the reading goes on after each
+    names = [deliver(maildir, msg(n, b"body %d\n" % n * n), sub="cur", name=f"100000000{n}.M{n}P1.h:2,")
+             for n in range(1, 7)]
+    mb = store.open("INBOX")
+    uids = list(mb.uids())
+    want = {u: mb.read_up_to(u, 1 << 20) for u in uids}
+    cur = os.path.join(maildir, "cur")
+    os.rename(os.path.join(cur, names[1]), os.path.join(cur, names[1] + "S"))  # mutt marks it seen
+    os.unlink(os.path.join(cur, names[3]))  # and deletes another
+    replaced = msg(5, b"a new body\n")
+    with open(os.path.join(cur, names[4] + ".tmp"), "wb") as f:
+        f.write(replaced)
+    os.utime(os.path.join(cur, names[4] + ".tmp"), (1_700_000_000, 1_700_000_000))
+    os.rename(os.path.join(cur, names[4] + ".tmp"), os.path.join(cur, names[4]))
+    got = list(mb.read_many(uids, os.path.getsize(os.path.join(cur, names[5])) - 1))
+    assert got[0] == want[uids[0]] and got[1] == want[uids[1]] and got[2] == want[uids[2]]
+    assert isinstance(got[3], NoSuchMessage)
+    assert got[4] == replaced.replace(b"\n", b"\r\n") != want[uids[4]]
+    assert got[5] is None  # larger than the limit: streamed by the caller
+    assert got[:5] == [mb.read_up_to(u, 1 << 20) if i != 3 else got[3] for i, u in enumerate(uids[:5])]
+    mb.close()

@@ -121,8 +121,8 @@ def run_and_exit() -> None:
     """The `imapd` command: `main()`, then end the process with `posix._exit`.
 
     By then the session has ended: the index and caches are written, the
-    transport closed (TLS close_notify sent), log lines are already in syslog
-    (written synchronously).  What is left is the interpreter's teardown --
+    transport closed (TLS close_notify sent); the log lines held back until
+    the session waited (log.defer_routine) are written here.  What is left is the interpreter's teardown --
     freeing every module and the mailbox's 100,000-entry arrays one object at a
     time -- which costs a short session a noticeable part of its life.  Only
     stdout and stderr can hold buffered bytes (command-line output): flushed
@@ -148,6 +148,9 @@ def run_and_exit() -> None:
 
         log.exception("imapd stopped by an internal error")
         code = 70
+    log_module = sys.modules.get("imapd.log")
+    if log_module is not None:
+        log_module.flush()  # (lines held back until the session waited or ended)
     if sys.getprofile() is not None or sys.gettrace() is not None:
         sys.exit(code)  # under cProfile or a coverage tool: let it write its report at exit
     _refresh_code_cache()
@@ -243,6 +246,7 @@ def serve(args: Args) -> int:
     except ConfigError as e:
         return _refuse("Server configuration error", f"bad configuration: {e}")
     log.configure(cfg.server.log_facility, cfg.server.log_to_stderr and not _stderr_is_client())
+    log.defer_routine()  # (written when the session first waits for its client, or ends)
     as_root = posix.geteuid() == 0
     if as_root and args.demo and not args.preauth:
         problem = _become_demo_user()

@@ -15,6 +15,8 @@ _session_id = f"{posix.getpid():x}{int(time.time() * 1000) & 0xFFFFF:05x}"
 _to_stderr = False
 _opened = False
 _facility_name = "mail"
+_defer = False
+_pending: list[tuple[str, str]] = []  # (priority, line): held back by defer_routine()
 
 
 def configure(facility: str = "mail", to_stderr: bool = False) -> None:
@@ -25,13 +27,40 @@ def configure(facility: str = "mail", to_stderr: bool = False) -> None:
         _opened = False
 
 
+def defer_routine() -> None:
+    """Hold back INFO and NOTICE lines for syslog until `flush()`: a session
+    calls it before it first waits for its client, and at the end.  Loading
+    the syslog library and connecting to it cost a connection about 0.3 ms,
+    better spent while the client reads an answer than before the first one.
+    A warning or an error is written at once, after what was held back."""
+    global _defer
+    _defer = True
+
+
+def flush() -> None:
+    """Write the lines `defer_routine` held back (a no-op when there are none)."""
+    global _pending
+    if _pending:
+        pending, _pending = _pending, []
+        for priority_name, line in pending:
+            _write(priority_name, line)
+
+
 def session_id() -> str:
     return _session_id
 
 
 def _emit(priority_name: str, message: str) -> None:
-    global _opened
     line = f"[{_session_id}] {message}"
+    if _defer and not _to_stderr and priority_name in ("INFO", "NOTICE"):
+        _pending.append((priority_name, line))
+        return
+    flush()
+    _write(priority_name, line)
+
+
+def _write(priority_name: str, line: str) -> None:
+    global _opened
     if _to_stderr:
         try:
             posix.write(2, f"<{_PRIORITY_NUMBERS[priority_name]}>imapd {line}\n".encode("utf-8", "replace"))

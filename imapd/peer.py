@@ -13,7 +13,7 @@ channel is already encrypted; a terminal or a pipe is a local user or program.
 from __future__ import annotations
 
 import posix
-import stat
+import _stat  # (the C module behind `stat`: stat.py itself is one more file to find and run)
 
 from .record import Record
 
@@ -115,7 +115,7 @@ def _socket_peer(fd: int) -> tuple[int, object] | None:
     connection untouched (close on a dup never shuts the connection down).
     """
     try:
-        if not stat.S_ISSOCK(posix.fstat(fd).st_mode):
+        if not _stat.S_ISSOCK(posix.fstat(fd).st_mode):
             return None
     except OSError:
         return None

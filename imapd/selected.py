@@ -8,14 +8,18 @@ so message sequence numbers always mean what the client thinks they mean.
 
 from __future__ import annotations
 
-from imapd.arrays import array
-from _bisect import bisect_left, bisect_right  # (what `bisect` re-exports: one module less to load)
+from imapd.arrays import array, at_first_call
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
     from typing import Sequence
 
 from .protocol import responses as R
 from .store.base import Mailbox
+
+
+# seq_of runs once per message of some commands, SELECT not among them: the
+# C function, loaded at its first call
+bisect_left = at_first_call("_bisect", "bisect_left", globals())
 
 
 class SelectedView:
@@ -151,6 +155,8 @@ class SelectedView:
         if uid:
             if not uids:
                 return []
+            from _bisect import bisect_right
+
             runs = [(bisect_left(uids, a), bisect_right(uids, b)) for a, b in _merged(seqset.resolved(uids[-1]))]
             return [(lo, hi) for lo, hi in runs if lo < hi]
         return [(a - 1, b) for a, b in seqset.message_ranges(len(uids))]

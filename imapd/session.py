@@ -451,38 +451,79 @@ class Poller:
     none): `selectors` would add collections.abc and math to every start-up.
     Events are EVENT_READ | EVENT_WRITE; as with `selectors`, an error or
     hang-up makes a descriptor ready for both, so the next read or write
-    sees it."""
+    sees it.
+
+    The first `select` waits for nothing: it reports every descriptor ready
+    for what it is wanted for (all are non-blocking: a read or write that
+    finds nothing costs one call).  Only a second one loads `select` and
+    polls -- for a session whose first command was already there, in the
+    pause after its answer, while the client reads it; a pipelined session
+    (`imapd < commands`) never does.  A descriptor that cannot be polled (a
+    regular file, /dev/null: EPERM) is ready for its events every time, as
+    for select(2)."""
 
     def __init__(self) -> None:
+        self._p: Any = None  # the epoll (or poll) object, made at the second select
+        self._guessed = False  # the first select was answered without polling
+        self._wanted: dict[int, int] = {}  # fd -> events
+        self._unpollable: set[int] = set()
+
+    def guessing(self) -> bool:
+        """Whether the next select answers without waiting (the first one)."""
+        return not self._guessed
+
+    def _start(self) -> None:
         import select
 
         self._epoll = hasattr(select, "epoll")
-        self._p: Any = select.epoll() if self._epoll else select.poll()
+        self._p = select.epoll() if self._epoll else select.poll()
         if self._epoll:
             self._in, self._out = select.EPOLLIN, select.EPOLLOUT
         else:
             self._in, self._out = select.POLLIN, select.POLLOUT
+        for fd, events in self._wanted.items():
+            try:
+                self._p.register(fd, self._mask(events))
+            except PermissionError:
+                self._unpollable.add(fd)
 
     def _mask(self, events: int) -> int:
         return (self._in if events & EVENT_READ else 0) | (self._out if events & EVENT_WRITE else 0)
 
     def register(self, fd: int, events: int) -> None:
-        """PermissionError for a descriptor that cannot be polled (a regular file)."""
-        self._p.register(fd, self._mask(events))
+        self._wanted[fd] = events
+        if self._p is not None:
+            try:
+                self._p.register(fd, self._mask(events))
+            except PermissionError:
+                self._unpollable.add(fd)
 
     def modify(self, fd: int, events: int) -> None:
-        self._p.modify(fd, self._mask(events))
+        self._wanted[fd] = events
+        if self._p is not None and fd not in self._unpollable:
+            self._p.modify(fd, self._mask(events))
 
     def unregister(self, fd: int) -> None:
-        self._p.unregister(fd)
+        del self._wanted[fd]
+        if fd in self._unpollable:
+            self._unpollable.discard(fd)
+        elif self._p is not None:
+            self._p.unregister(fd)
 
     def select(self, timeout: float) -> list[tuple[int, int]]:
         """(fd, events) of the ready descriptors, waiting at most `timeout` seconds."""
+        if self._p is None:
+            if not self._guessed:
+                self._guessed = True
+                return list(self._wanted.items())
+            self._start()
+        if self._unpollable:
+            timeout = 0.0
         if self._epoll:
             got = self._p.poll(timeout)  # rounds up to whole milliseconds
         else:
             got = self._p.poll(-(-timeout * 1000 // 1))
-        out = []
+        out = [(fd, self._wanted[fd]) for fd in self._unpollable]
         for fd, ev in got:
             mask = 0
             if ev & ~self._out:
@@ -493,7 +534,7 @@ class Poller:
         return out
 
     def close(self) -> None:
-        if self._epoll:
+        if self._p is not None and self._epoll:
             self._p.close()
 
 
@@ -575,14 +616,9 @@ def run(session: Session, transport: Any) -> None:
     next_keepalive = 0.0
     next_poll = 0.0
 
-    # regular files and /dev/null cannot be polled (EPERM): they are always
-    # ready, as for select(2) (`imapd < commands.txt > /dev/null` by hand)
-    always_ready: dict[int, int] = {}
-
+    # (regular files and /dev/null cannot be polled: the Poller reports them
+    # always ready, as select(2) does -- `imapd < commands.txt > /dev/null`)
     def want(fd: int, events: int) -> None:
-        if fd in always_ready:
-            always_ready[fd] = events
-            return
         old = registered.get(fd, 0)
         if events == old:
             return
@@ -590,11 +626,7 @@ def run(session: Session, transport: Any) -> None:
             sel.unregister(fd)
             del registered[fd]
         elif old == 0:
-            try:
-                sel.register(fd, events)
-            except PermissionError:
-                always_ready[fd] = events
-                return
+            sel.register(fd, events)
             registered[fd] = events
         else:
             sel.modify(fd, events)
@@ -691,7 +723,7 @@ def run(session: Session, transport: Any) -> None:
                 fd_events[fd] = fd_events.get(fd, 0) | EVENT_READ
             if stop.fd >= 0:
                 fd_events[stop.fd] = EVENT_READ
-            for fd in [*registered, *always_ready]:
+            for fd in list(registered):
                 if fd not in fd_events:
                     want(fd, 0)
             for fd, ev in fd_events.items():
@@ -707,22 +739,19 @@ def run(session: Session, transport: Any) -> None:
                 timeout = 0.0  # more input to parse, or a command paused only to flush a keepalive
             else:
                 timeout = max(0.0, deadline - now)
-            if any(always_ready.values()):
-                timeout = 0.0
             if stop_by:
                 timeout = min(timeout, max(0.0, stop_by - now) + 0.01)
             if gc_paused and session.commands_started:
                 gc_paused = False
                 gc.freeze()
                 gc.enable()
+            if timeout > 0 and not sel.guessing():
+                log.flush()  # (what the log held back until the session first waits)
             events = sel.select(timeout) if registered else (time.sleep(timeout) or [])
             now = time.monotonic()
             ready = dict(events)
             if stop.fd in ready:
                 stop.drain()
-            for fd, ev in always_ready.items():
-                if ev:
-                    ready[fd] = ready.get(fd, 0) | ev
             if not eof and (transport.rfd in ready and ready[transport.rfd] & EVENT_READ or transport.has_buffered_input()):
                 try:
                     data = transport.read()

@@ -74,7 +74,7 @@ class StdioTransport:
         Not allowed (the user's pipe memory is used up), it stays as it was."""
         self._enlarge_tried = True
         try:
-            import stat
+            import _stat as stat
 
             if stat.S_ISFIFO(posix.fstat(self.wfd).st_mode):
                 import fcntl

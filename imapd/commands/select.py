@@ -28,10 +28,9 @@ def select(session: Any, cmd: MailboxCommand) -> Iterator[bytes]:
     yield view.permanent_flags_line()
     yield b"* %d EXISTS\r\n" % len(uids)
     yield b"* %d RECENT\r\n" % mailbox.recent_count()
-    first = mailbox.first_unseen()
-    seq = view.seq_of(first) if first else None
-    if seq is not None:
-        yield b"* OK [UNSEEN %d] First unseen message\r\n" % seq
+    first = mailbox.first_unseen_index()  # (in the view's UIDs too: it was made from them just now)
+    if first >= 0:
+        yield b"* OK [UNSEEN %d] First unseen message\r\n" % (first + 1)
     yield b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % mailbox.uidvalidity
     yield b"* OK [UIDNEXT %d] Predicted next UID\r\n" % mailbox.uidnext
     return ok(f"{cmd.name} completed", "READ-ONLY" if readonly else "READ-WRITE")

@@ -6,7 +6,6 @@ means "the largest number in use" only at the moment the command runs.
 
 from __future__ import annotations
 
-from _bisect import bisect_left, bisect_right  # (what `bisect` re-exports: one module less to load)
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
     from typing import Iterator, Sequence
@@ -82,6 +81,9 @@ class SeqSet:
         `*` is the largest UID in use (so `N:*` always includes it)."""
         if not uids:
             return []
+        # (what `bisect` re-exports, loaded by the first command that needs it: not by SELECT)
+        from _bisect import bisect_left, bisect_right
+
         out: list[int] = []
         for a, b in _merged(self.resolved(uids[-1])):
             out.extend(uids[bisect_left(uids, a) : bisect_right(uids, b)])

@@ -265,12 +265,13 @@ class Mailbox(abc.ABC):
         updates).  Backends should answer without a loop over every message."""
         return sum(1 for u in self.uids() if self.is_recent(u))
 
-    def first_unseen(self) -> int:
-        """UID of the first message without \\Seen, or 0 ([UNSEEN n] of SELECT)."""
-        for u in self.uids():
+    def first_unseen_index(self) -> int:
+        """Position in `uids()` of the first message without \\Seen, or -1
+        ([UNSEEN n] of SELECT: n is this plus one, with no lookup of a UID)."""
+        for i, u in enumerate(self.uids()):
             if "\\Seen" not in self.flags(u):
-                return u
-        return 0
+                return i
+        return -1
 
     def message_meta(self, uids: Iterable[int], size: bool, date: bool) -> Iterator[tuple | None]:
         """(flags, wire size, internal date, modseq) for each UID in turn, None

@@ -194,3 +194,15 @@ def test_array_is_imported_without_collections():
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     subprocess.run([sys.executable, "-S", "-c", registered], check=True, env={**os.environ, "PYTHONPATH": here})
     subprocess.run([sys.executable, "-S", "-c", code], check=True, env={**os.environ, "PYTHONPATH": here})
+
+
+def test_at_first_call_puts_the_real_function_in_its_place():
+    from _bisect import bisect_left as real
+
+    from imapd.arrays import at_first_call
+
+    namespace: dict = {}
+    namespace["bisect_left"] = stand_in = at_first_call("_bisect", "bisect_left", namespace)
+    assert stand_in([1, 3, 5], 4) == 2  # answers the first call itself
+    assert namespace["bisect_left"] is real  # and is out of the way for the next
+    assert namespace["bisect_left"]([1, 3, 5], 5) == 2

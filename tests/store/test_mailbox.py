@@ -10,6 +10,12 @@ from imapd.store.base import NoSuchMailbox, NoSuchMessage, OverQuota, ReadOnlySt
 from maildir_helpers import append, cur_files, deliver, msg, warm_inbox
 
 
+
+def _first_unseen_uid(mb) -> int:
+    """The UID at first_unseen_index(), 0 for none (as SELECT's UNSEEN numbers it)."""
+    i = mb.first_unseen_index()
+    return mb.uids()[i] if i >= 0 else 0
+
 def test_new_moved_to_cur_by_select_not_examine(store, maildir):
     name = deliver(maildir, msg(1))
     ro = store.open("INBOX", readonly=True)
@@ -823,7 +829,7 @@ def test_warm_open_reads_names_only_when_a_file_is_needed(maildir):
     mb = s.open("INBOX")
     # adopted from imapd.index: names not read, answers from the arrays
     assert mb._bases_list is None
-    assert mb.first_unseen() == 2 and mb.recent_count() == 0
+    assert _first_unseen_uid(mb) == 2 and mb.recent_count() == 0
     assert mb.status(["UNSEEN"]).unseen == 2 and mb.flags(3) == frozenset()
     assert mb._bases_list is None
     assert mb.read(4) == msg(4).replace(b"\n", b"\r\n")
@@ -859,7 +865,7 @@ def test_recent_and_first_unseen_match_the_per_message_answers(store, maildir):
     mb.sync()
     expect_recent = sum(1 for u in mb.uids() if mb.is_recent(u))
     assert mb.recent_count() == expect_recent == 6
-    assert mb.first_unseen() == 4
+    assert _first_unseen_uid(mb) == 4
     ro = store.open("INBOX", readonly=True)
     assert ro.recent_count() == sum(1 for u in ro.uids() if ro.is_recent(u))
     ro.close()

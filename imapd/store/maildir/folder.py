@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import errno
 import posix
-import stat as _stat
+import _stat  # (the C module behind `stat`: stat.py itself is one more file to find and run)
 import time
 from _weakref import ref as _weak_ref
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it

@@ -10,7 +10,7 @@ the disk when they could escape the root or be misread by another program.
 from __future__ import annotations
 
 import posix
-import stat
+import _stat  # (the C module behind `stat`: stat.py itself is one more file to find and run)
 
 from imapd.protocol import mutf7
 from imapd.store.base import InvalidMailboxName
@@ -135,7 +135,7 @@ def is_real_dir(name: str, dir_fd: int) -> bool:
         st = posix.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except OSError:
         return False
-    return stat.S_ISDIR(st.st_mode)
+    return _stat.S_ISDIR(st.st_mode)
 
 
 def hostname() -> str:

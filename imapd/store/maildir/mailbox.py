@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import errno
 import posix
-import stat as _stat
+import _stat  # (the C module behind `stat`: stat.py itself is one more file to find and run)
 import sys
 import time
-from imapd.arrays import array
-from _bisect import bisect_left  # (what `bisect` re-exports: one module less to load)
+from imapd.arrays import array, at_first_call
 from itertools import compress, count, repeat
 from _operator import is_not, itemgetter  # (`operator` itself costs every start-up 0.4 ms)
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
@@ -126,6 +125,10 @@ def _scan_dir(fd: int, known: Sequence[str] = ()) -> tuple[dict[str, str], list[
 def _split_names(names: list[str]) -> dict[str, str]:
     """base -> info for a directory listing."""
     return {b: i for b, _, i in map(str.partition, names, [":"] * len(names))}
+
+
+# (what `bisect` re-exports; loaded at its first call, which a warm SELECT never makes)
+bisect_left = at_first_call("_bisect", "bisect_left", globals())
 
 
 class _FlagsByInfo(dict):  # type: ignore[type-arg]
@@ -339,7 +342,7 @@ class MaildirMailbox(Mailbox):
     def _infos(self) -> list[str]:
         """Info suffixes by position.  A warm open keeps the index's ids (one
         byte per message) and builds this list of 100,000 strings only when
-        a command needs it: SELECT does not (see first_unseen)."""
+        a command needs it: SELECT does not (see first_unseen_index)."""
         infos = self._infos_list
         if infos is None:
             ids, table = self._info_ids, self._info_table
@@ -548,7 +551,7 @@ class MaildirMailbox(Mailbox):
         uids = self._uids
         return sum(bisect_left(uids, hi) - bisect_left(uids, lo) for lo, hi in self._recent)
 
-    def first_unseen(self) -> int:
+    def first_unseen_index(self) -> int:
         # few distinct info suffixes: decide per suffix, then find the first
         # position in C (compress/map), not with a Python loop per message
         flags = self._f.codec.flags
@@ -556,13 +559,11 @@ class MaildirMailbox(Mailbox):
         if self._infos_list is None and type(ids) is bytearray:
             # still the index's one byte per message: one memchr per unseen suffix
             found = [ids.find(k) for k, info in enumerate(self._info_table) if "\\Seen" not in flags(info)]
-            first = min((p for p in found if p >= 0), default=-1)
-            return self._uids[first] if first >= 0 else 0
+            return min((p for p in found if p >= 0), default=-1)
         unseen = {i for i in set(self._infos) if "\\Seen" not in flags(i)}
         if not unseen:
-            return 0
-        p = next(compress(count(), map(unseen.__contains__, self._infos)), -1)
-        return self._uids[p] if p >= 0 else 0
+            return -1
+        return next(compress(count(), map(unseen.__contains__, self._infos)), -1)
 
     def _run_of(self, uids: Sequence[int]) -> tuple[int, int] | None:
         """(lo, hi) if `uids` are exactly the view's messages lo..hi-1 (a

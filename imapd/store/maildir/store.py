@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import itertools
 import posix
-import stat as _stat
+import _stat  # (the C module behind `stat`: stat.py itself is one more file to find and run)
 import time
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:

@@ -28,11 +28,12 @@ def configure(facility: str = "mail", to_stderr: bool = False) -> None:
 
 
 def defer_routine() -> None:
-    """Hold back INFO and NOTICE lines for syslog until `flush()`: a session
-    calls it before it first waits for its client, and at the end.  Loading
-    the syslog library and connecting to it cost a connection about 0.3 ms,
-    better spent while the client reads an answer than before the first one.
-    A warning or an error is written at once, after what was held back."""
+    """Hold back INFO and NOTICE lines for syslog until `flush()`, which the
+    session loop calls before it first waits for its client, and the process
+    at its end.  Loading the syslog library and connecting to it cost a
+    connection about 0.3 ms, better spent while the client reads an answer
+    than before the first one.  A warning or an error is written at once,
+    after what was held back."""
     global _defer
     _defer = True
 

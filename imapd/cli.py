@@ -402,32 +402,30 @@ def _installed_for_everyone(package_dir: str = _PACKAGE_DIR) -> bool:
     package searchable by others, and the package's directories and module
     files readable by them.  (The usual installation: a session then imports
     what it needs as it goes; preloading every module would cost each login
-    tens of milliseconds.)"""
-    import os
-    from stat import S_IROTH, S_IXOTH
+    tens of milliseconds.)  Walked with `posix.scandir`: a login loads no
+    `os` for it (see codecache._absolute)."""
+    from _stat import S_IROTH, S_IXOTH
 
     try:
-        path = os.path.dirname(package_dir)
-        while True:
-            if not os.stat(path).st_mode & S_IXOTH:
+        path = package_dir
+        while path != "/":
+            path = path.rpartition("/")[0] or "/"
+            if not posix.stat(path).st_mode & S_IXOTH:
                 return False
-            parent = os.path.dirname(path)
-            if parent == path:
-                break
-            path = parent
-        for dirpath, _dirs, files in os.walk(package_dir, onerror=_raise):
-            if os.stat(dirpath).st_mode & (S_IROTH | S_IXOTH) != S_IROTH | S_IXOTH:
+        todo = [package_dir]
+        while todo:
+            directory = todo.pop()
+            if posix.stat(directory).st_mode & (S_IROTH | S_IXOTH) != S_IROTH | S_IXOTH:
                 return False
-            for name in files:
-                if name.endswith((".py", ".pyc")) and not os.stat(os.path.join(dirpath, name)).st_mode & S_IROTH:
-                    return False
+            with posix.scandir(directory) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):  # (as os.walk: no symlinked directories)
+                        todo.append(entry.path)
+                    elif entry.name.endswith((".py", ".pyc")) and not entry.stat().st_mode & S_IROTH:
+                        return False
     except OSError:
         return False
     return True
-
-
-def _raise(exc: OSError) -> None:
-    raise exc
 
 
 def _session_module_names(package_dir: str = _PACKAGE_DIR) -> list[str]:

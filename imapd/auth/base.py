@@ -10,7 +10,6 @@ the failure delay and counts failures.  The privilege drop happens afterwards, i
 from __future__ import annotations
 
 import abc
-import posixpath
 
 from imapd.record import Record
 
@@ -190,5 +189,5 @@ def expand_mail_location(
         raise MailLocationError(
             f"mail_location {template!r} expands to {path!r}, which contains '..'"
         )
-    # normpath keeps a leading "//" (POSIX allows it a meaning); we do not want one.
-    return posixpath.normpath("/" + path.lstrip("/"))
+    # posixpath.normpath (which loads `os`) for a path with no "..": no "//", "." or trailing "/"
+    return "/" + "/".join(part for part in path.split("/") if part and part != ".")

@@ -37,8 +37,8 @@ which names exist.
 
 from __future__ import annotations
 
-import os
-import stat
+import _stat
+import posix
 import sys
 
 from imapd.auth.base import (
@@ -217,8 +217,8 @@ class PasswdFileBackend(LoginBackend):
             return self._entries
         try:
             with open(self.path, encoding="utf-8", errors="strict") as f:
-                st = os.fstat(f.fileno())
-                if st.st_mode & stat.S_IWOTH:
+                st = posix.fstat(f.fileno())
+                if st.st_mode & _stat.S_IWOTH:
                     raise AuthUnavailable(f"{self.path} is writable by everyone; refusing to use it")
                 text = f.read()
         except AuthUnavailable:

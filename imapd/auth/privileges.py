@@ -9,7 +9,7 @@ and written with exactly the user's rights, as a local mail reader would.
 
 from __future__ import annotations
 
-import os
+import posix
 import pwd
 
 from imapd.auth.base import User
@@ -42,7 +42,7 @@ def expected_groups(user: User) -> list[int]:
     if user.groups is not None:
         return sorted({user.gid, *user.groups})
     if _system_account_matches(user):
-        return sorted(set(os.getgrouplist(user.name, user.gid)))
+        return sorted(set(posix.getgrouplist(user.name, user.gid)))
     return [user.gid]
 
 
@@ -61,23 +61,23 @@ def drop_privileges(user: User) -> None:
     if 0 in groups:
         raise PrivilegeError(f"refusing to run user {user.name!r} with group 0 (root)")
 
-    switched = os.geteuid() == 0
+    switched = posix.geteuid() == 0
     if switched:
         try:
             if user.groups is None and _system_account_matches(user):
-                os.initgroups(user.name, user.gid)
+                posix.initgroups(user.name, user.gid)
             else:
-                os.setgroups(groups)
-            os.setresgid(user.gid, user.gid, user.gid)
-            os.setresuid(user.uid, user.uid, user.uid)
+                posix.setgroups(groups)
+            posix.setresgid(user.gid, user.gid, user.gid)
+            posix.setresuid(user.uid, user.uid, user.uid)
         except OSError as exc:
             raise PrivilegeError(
                 f"cannot switch to user {user.name!r} (uid {user.uid}, gid {user.gid}): "
                 f"{exc.strerror or exc}"
             ) from exc
-    elif os.getresuid() != (user.uid,) * 3:
+    elif posix.getresuid() != (user.uid,) * 3:
         raise PrivilegeError(
-            f"running as uid {os.getuid()}, not root: cannot become user {user.name!r} "
+            f"running as uid {posix.getuid()}, not root: cannot become user {user.name!r} "
             f"(uid {user.uid})"
         )
 
@@ -90,18 +90,18 @@ def _verify(user: User, groups: list[int] | None) -> None:
     `groups` is None when we did not set them (already running as the user under
     ssh or from a terminal: gid and groups are whatever the login gave).
     """
-    gids_ok = groups is None or os.getresgid() == (user.gid,) * 3
-    if os.getresuid() != (user.uid,) * 3 or not gids_ok:
+    gids_ok = groups is None or posix.getresgid() == (user.gid,) * 3
+    if posix.getresuid() != (user.uid,) * 3 or not gids_ok:
         raise PrivilegeError(
-            f"after switching to {user.name!r}: uids {os.getresuid()} gids {os.getresgid()}, "
+            f"after switching to {user.name!r}: uids {posix.getresuid()} gids {posix.getresgid()}, "
             f"expected {user.uid}/{user.gid}"
         )
-    if groups is not None and set(os.getgroups()) | {user.gid} != set(groups) | {user.gid}:
+    if groups is not None and set(posix.getgroups()) | {user.gid} != set(groups) | {user.gid}:
         raise PrivilegeError(
-            f"after switching to {user.name!r}: groups {sorted(os.getgroups())}, "
+            f"after switching to {user.name!r}: groups {sorted(posix.getgroups())}, "
             f"expected {groups}"
         )
-    for regain in (os.setuid, os.seteuid, os.setgid, os.setegid):
+    for regain in (posix.setuid, posix.seteuid, posix.setgid, posix.setegid):
         try:
             regain(0)
         except OSError:

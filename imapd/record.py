@@ -22,14 +22,14 @@ class Record:
     _defaults: "dict[str, Any]" = {}
 
     def __init_subclass__(cls, **kwargs: "Any") -> None:
+        # (records inherit singly: the base's fields and defaults are complete;
+        # this runs for a dozen classes before every session's first answer)
         super().__init_subclass__(**kwargs)
-        own = tuple(s for s in cls.__dict__.get("__slots__", ()) if s not in cls._fields)
-        cls._fields = tuple(getattr(cls.__mro__[1], "_fields", ())) + own
-        merged: dict[str, Any] = {}
-        for base in reversed(cls.__mro__[1:]):
-            merged.update(getattr(base, "_defaults", {}))
-        merged.update(cls.__dict__.get("_defaults", {}))
-        cls._defaults = merged
+        base = cls.__mro__[1]
+        inherited = base._fields
+        cls._fields = inherited + tuple(s for s in cls.__dict__.get("__slots__", ()) if s not in inherited)
+        own = cls.__dict__.get("_defaults")
+        cls._defaults = {**base._defaults, **own} if own else base._defaults
 
     def __init__(self, *args: "Any", **kwargs: "Any") -> None:
         fields = self._fields

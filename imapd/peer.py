@@ -151,9 +151,12 @@ def _environment() -> dict[str, str]:
     """The variables describe_peer reads, from `posix.environ` (bytes) as
     `os.environ` would give them: `os` itself is not loaded before a first
     command (see codecache._absolute)."""
-    env = posix.environ
-    names = ("SSH_CONNECTION", "TCPREMOTEIP", "TCPREMOTEPORT", "REMOTE_HOST", "REMOTE_PORT")
-    return {n: env[n.encode()].decode("utf-8", "surrogateescape") for n in names if n.encode() in env}
+    found = {}
+    for name in ("SSH_CONNECTION", "TCPREMOTEIP", "TCPREMOTEPORT", "REMOTE_HOST", "REMOTE_PORT"):
+        value = posix.environ.get(name.encode())
+        if value is not None:
+            found[name] = value.decode("utf-8", "surrogateescape")
+    return found
 
 
 def describe_peer(fd: int = 0, environ: Mapping[str, str] | None = None) -> Peer:

@@ -91,6 +91,20 @@ def test_a_module_edited_since_is_compiled_from_its_source_and_the_cache_renewed
     assert _python(package, code) == "CacheFinder CacheFinder yes False\n"
 
 
+def test_cached_modules_postpone_annotations_without_importing_future(package):
+    """`from __future__ import annotations` is compiled in as its flag: the
+    annotations stay unevaluated strings, as from source, but the session
+    does not import the standard library's `__future__` to get them."""
+    _python(package, "import imapd.codecache as c\nc.write()")
+    code = ("import sys, imapd.codecache as c\nc.install()\n"
+            "import imapd.session, imapd.store.maildir.mailbox as m\n"
+            "print(type(m.__loader__).__name__, '__future__' in sys.modules,"
+            " m.MaildirMailbox.uids.__annotations__['return'])\n")
+    assert _python(package, code) == "CacheFinder False Sequence[int]\n"
+    # From source the same module imports it, and reads the same annotations.
+    assert _python(package, code.replace("c.install()", "pass")) == "SourceFileLoader True Sequence[int]\n"
+
+
 def test_a_garbled_or_truncated_cache_is_not_used(package):
     _python(package, "import imapd.codecache as c\nc.write()")
     path = package / "imapd" / "__pycache__" / CACHE

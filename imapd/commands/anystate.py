@@ -6,10 +6,12 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker
 if TYPE_CHECKING:
     from typing import Any, Iterator
 
+    from ..protocol.commands import Simple
+    from ..protocol.session_syntax import Enable, Id
+
 from .. import __version__, log
 from ..protocol import responses as R
 from ..protocol import states
-from ..protocol.commands import Enable, Id, Simple
 from . import Result, ok
 
 # What ENABLE can switch on (RFC 5161); CONDSTORE and UTF8=ACCEPT join when implemented.

@@ -13,9 +13,11 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker
 if TYPE_CHECKING:
     from typing import Any, Iterator
 
+    from ..protocol.commands import Simple
+    from ..protocol.session_syntax import Authenticate, Login
+
 from .. import log
 from ..protocol import responses as R
-from ..protocol.commands import Authenticate, Login, Simple
 from . import CommandError, Continuation, Result, ok
 
 

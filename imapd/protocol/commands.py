@@ -38,28 +38,6 @@ class Simple(Command):
     __slots__ = ()
 
 
-class Login(Command):
-    __slots__ = ('user', 'password')
-    user: bytes
-    password: bytes
-
-
-class Authenticate(Command):
-    __slots__ = ('mechanism', 'initial')
-    mechanism: str
-    initial: bytes | None  # SASL-IR initial response (base64 text), b"=" for empty
-
-
-class Enable(Command):
-    __slots__ = ('capabilities',)
-    capabilities: list[str]
-
-
-class Id(Command):
-    __slots__ = ('params',)
-    params: dict[str, str | None] | None
-
-
 class MailboxCommand(Command):
     """SELECT EXAMINE CREATE DELETE SUBSCRIBE UNSUBSCRIBE."""
 
@@ -79,11 +57,13 @@ _DEFINED_IN = {
     "Store": "update_syntax", "CopyMove": "update_syntax", "UidExpunge": "update_syntax",
     "AppendMessage": "update_syntax", "Append": "update_syntax",
     "Rename": "mailbox_syntax", "List": "mailbox_syntax", "Status": "mailbox_syntax",
+    "Login": "session_syntax", "Authenticate": "session_syntax", "Enable": "session_syntax", "Id": "session_syntax",
 }
 if TYPE_CHECKING:  # (what __getattr__ gives, for the checker)
     from .fetch_syntax import Fetch, FetchItem, Section  # noqa: F401
     from .mailbox_syntax import List, Rename, Status  # noqa: F401
     from .search_syntax import Search  # noqa: F401
+    from .session_syntax import Authenticate, Enable, Id, Login  # noqa: F401
     from .update_syntax import Append, AppendMessage, CopyMove, Store, UidExpunge  # noqa: F401
 
 

@@ -21,8 +21,10 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker
 if TYPE_CHECKING:
     from typing import Any, Callable
 
+    from .seqset import SeqSet
+
+from . import MAX_NUMBER
 from . import commands as c
-from .seqset import MAX_NUMBER, SeqSet
 
 # --------------------------------------------------------------------- events
 
@@ -575,6 +577,8 @@ class Reader:
         return _text(tok)
 
     def seqset(self) -> SeqSet:
+        from .seqset import SeqSet  # (only FETCH, STORE, SEARCH, COPY... read one)
+
         tok = self._match(_SEQSET)
         if tok is None:
             raise self.error("Expected sequence set")
@@ -723,6 +727,7 @@ later("fetch_syntax", ("FETCH",), ("FETCH",))
 later("search_syntax", ("SEARCH",), ("SEARCH",))
 later("update_syntax", ("STORE", "COPY", "MOVE", "APPEND"), ("STORE", "COPY", "MOVE", "EXPUNGE"))
 later("mailbox_syntax", ("RENAME", "LIST", "LSUB", "STATUS"))
+later("session_syntax", ("LOGIN", "AUTHENTICATE", "ENABLE", "ID"))
 
 
 def parse_command(r: Reader, tag: str) -> c.Command:
@@ -749,65 +754,6 @@ def parse_command(r: Reader, tag: str) -> c.Command:
 @command("CAPABILITY", "NOOP", "LOGOUT", "STARTTLS", "CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "IDLE", "NAMESPACE")
 def _simple(r: Reader, tag: str, name: str) -> c.Command:
     return c.Simple(tag, name)
-
-
-@command("LOGIN")
-def _login(r: Reader, tag: str, name: str) -> c.Command:
-    r.sp("user name")
-    user = r.astring("user name")
-    r.sp("password")
-    password = r.astring("password")
-    return c.Login(tag, name, user, password)
-
-
-@command("AUTHENTICATE")
-def _authenticate(r: Reader, tag: str, name: str) -> c.Command:
-    r.sp("SASL mechanism")
-    mech = r.atom("SASL mechanism").upper()
-    initial = None
-    if r.try_sp():
-        start = r.pos
-        end = r.scan(_BASE64)
-        for _ in range(2):
-            if r.text[end : end + 1] == b"=":
-                end += 1
-        r.pos = end
-        tok = r.text[start:end]
-        if not tok:
-            raise r.error("Expected base64 initial response")
-        initial = tok
-    return c.Authenticate(tag, name, mech, initial)
-
-
-@command("ENABLE")
-def _enable(r: Reader, tag: str, name: str) -> c.Command:
-    caps = []
-    while r.try_sp():
-        caps.append(r.atom("capability").upper())
-    if not caps:
-        raise r.error("ENABLE needs at least one capability")
-    return c.Enable(tag, name, caps)
-
-
-@command("ID")
-def _id(r: Reader, tag: str, name: str) -> c.Command:
-    r.sp("ID parameter list")
-    if r.peek(3).upper() == b"NIL":
-        r.pos += 3
-        return c.Id(tag, name, None)
-    r.expect(b"(", "Expected '(' or NIL")
-    params: dict[str, str | None] = {}
-    if r.peek() != b")":
-        while True:
-            key = _text(r.string("ID field name"))
-            r.sp("ID field value")
-            value = r.nstring("ID field value")
-            if len(params) < 30:
-                params[key[:64]] = None if value is None else _text(value[:1024])
-            if not r.try_sp():
-                break
-    r.expect(b")", "Expected ')' to end ID list")
-    return c.Id(tag, name, params)
 
 
 @command("SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE")

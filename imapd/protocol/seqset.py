@@ -10,8 +10,9 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker
 if TYPE_CHECKING:
     from typing import Iterator, Sequence
 
+from . import MAX_NUMBER
+
 STAR = 0  # stands for `*` inside a range; real numbers are >= 1
-MAX_NUMBER = 0xFFFFFFFF  # nz-number / uniqueid are 32-bit
 
 
 class SeqSet:

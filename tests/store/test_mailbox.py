@@ -261,15 +261,15 @@ def test_expunge_only_deleted_and_given(store, maildir):
 def test_a_listing_keeps_the_names_its_caller_holds(store, maildir):
     """Listing cur/ to verify a view stores each name it knows as the view's
     own string, not as a second copy (10 MB at 100,000 messages)."""
-    from imapd.store.maildir import mailbox as mbmod
+    from imapd.store.maildir import resync
 
     for k in range(5):
         append(store, "INBOX", msg(k))
     known = [name.partition(":")[0] for name in os.listdir(os.path.join(maildir, "cur"))]
     fd = os.open(os.path.join(maildir, "cur"), os.O_RDONLY | os.O_DIRECTORY)
     try:
-        shared, dups = mbmod._scan_dir(fd, known[:3])
-        plain, _ = mbmod._scan_dir(fd)
+        shared, dups = resync._scan_dir(fd, known[:3])
+        plain, _ = resync._scan_dir(fd)
     finally:
         os.close(fd)
     assert shared == plain and len(shared) == 5 and dups is None
@@ -442,7 +442,7 @@ def test_inotify_sync_skips_unchanged_cur(maildir, monkeypatch):
     rename) costs no readdir of cur/, even when the mtime rules would want
     one (VERIFY_AFTER elapsed, cur/ mtime recent); a change someone else
     makes in cur/ is still seen."""
-    from imapd.store.maildir import mailbox as mbmod
+    from imapd.store.maildir import mailbox as mbmod, resync
 
     s = open_store(maildir)
     for i in range(5):
@@ -455,13 +455,13 @@ def test_inotify_sync_skips_unchanged_cur(maildir, monkeypatch):
     mb.drain_watch()
     assert mb.sync().added == [6]  # lists both directories: the watch now vouches
     listed = []
-    orig = mbmod._scan_dir
+    orig = resync._scan_dir
 
     def spy(fd, *known):
         listed.append("cur" if fd == mb._f.cur_fd else "new")
         return orig(fd, *known)
 
-    monkeypatch.setattr(mbmod, "_scan_dir", spy)
+    monkeypatch.setattr(resync, "_scan_dir", spy)
     monkeypatch.setattr(mbmod, "VERIFY_AFTER", -1.0)  # the mtime rules: always verify
     for k in range(3):
         deliver(maildir, msg(20 + k))
@@ -554,13 +554,13 @@ def test_delivery_in_idle_numbers_without_reading_the_list(maildir, monkeypatch)
     """A delivery to a watched mailbox whose view is the whole uidlist is
     numbered by appending to the list: neither cur/ nor the list's records
     are read again, and the result is what a fresh process sees."""
-    from imapd.store.maildir import mailbox as mbmod
+    from imapd.store.maildir import resync
     from imapd.store.maildir import uidlist as ulmod
 
     s, mb, fds = _idle_box(maildir)
     listed, reads = [], []
-    scan, read_from = mbmod._scan_dir, ulmod.UidList._read_from
-    monkeypatch.setattr(mbmod, "_scan_dir", lambda fd, *known: listed.append(fd == mb._f.cur_fd) or scan(fd, *known))
+    scan, read_from = resync._scan_dir, ulmod.UidList._read_from
+    monkeypatch.setattr(resync, "_scan_dir", lambda fd, *known: listed.append(fd == mb._f.cur_fd) or scan(fd, *known))
 
     def spy_read(self, fd, offset, st, records):
         reads.append(offset)
@@ -592,11 +592,11 @@ def test_delivery_in_idle_numbers_without_reading_the_list(maildir, monkeypatch)
 def test_delivery_in_idle_numbered_by_another_process_meanwhile(maildir, monkeypatch):
     """Another process numbers and moves the delivered file between our
     listing of new/ and our taking the lock: we show its UID, never a second one."""
-    from imapd.store.maildir import mailbox as mbmod
+    from imapd.store.maildir import resync
 
     s, mb, fds = _idle_box(maildir)
     other = open_store(maildir, use_inotify=False)
-    scan = mbmod._scan_dir
+    scan = resync._scan_dir
     seen = []
 
     def racing_scan(fd, *known):
@@ -605,7 +605,7 @@ def test_delivery_in_idle_numbered_by_another_process_meanwhile(maildir, monkeyp
             seen.append(other.open("INBOX"))  # numbers the file and moves it to cur/
         return found
 
-    monkeypatch.setattr(mbmod, "_scan_dir", racing_scan)
+    monkeypatch.setattr(resync, "_scan_dir", racing_scan)
     name = deliver(maildir, msg(300))
     assert _wait_events(fds)
     mb.drain_watch()
@@ -622,10 +622,10 @@ def test_delivery_in_idle_numbered_by_another_process_meanwhile(maildir, monkeyp
 def test_delivery_in_idle_taken_to_cur_by_mutt_meanwhile(maildir, monkeypatch):
     """mutt moves the delivered file to cur/ (marking it seen) after our
     listing of new/: the message appears once, with mutt's flags."""
-    from imapd.store.maildir import mailbox as mbmod
+    from imapd.store.maildir import resync
 
     s, mb, fds = _idle_box(maildir)
-    scan = mbmod._scan_dir
+    scan = resync._scan_dir
     moved = []
 
     def racing_scan(fd, *known):
@@ -636,7 +636,7 @@ def test_delivery_in_idle_taken_to_cur_by_mutt_meanwhile(maildir, monkeypatch):
             moved.append(base)
         return found
 
-    monkeypatch.setattr(mbmod, "_scan_dir", racing_scan)
+    monkeypatch.setattr(resync, "_scan_dir", racing_scan)
     deliver(maildir, msg(400))
     assert _wait_events(fds)
     mb.drain_watch()
@@ -676,16 +676,16 @@ def test_delivery_in_idle_reusing_a_recorded_name_gets_no_second_uid(maildir):
 def _deliver_in_idle(maildir, mb, fds, monkeypatch, n):
     """Deliver a message while `mb` IDLEs and sync: (the UIDs added, for each
     directory listed whether it was cur/)."""
-    from imapd.store.maildir import mailbox as mbmod
+    from imapd.store.maildir import resync
 
     listed = []
-    scan = mbmod._scan_dir
-    monkeypatch.setattr(mbmod, "_scan_dir", lambda fd, *known: listed.append(fd == mb._f.cur_fd) or scan(fd, *known))
+    scan = resync._scan_dir
+    monkeypatch.setattr(resync, "_scan_dir", lambda fd, *known: listed.append(fd == mb._f.cur_fd) or scan(fd, *known))
     deliver(maildir, msg(n))
     assert _wait_events(fds)
     mb.drain_watch()
     added = mb.sync().added
-    monkeypatch.setattr(mbmod, "_scan_dir", scan)
+    monkeypatch.setattr(resync, "_scan_dir", scan)
     return added, listed
 
 
@@ -724,7 +724,7 @@ def test_a_record_above_the_view_keeps_its_uid_when_the_listing_missed_its_file(
     setting a flag).  A record above every UID the view shows, whose file the
     listing did not see, stays in the list: the next listing finds the file
     under the UID it already has, not as a new message."""
-    from imapd.store.maildir import mailbox as mbmod
+    from imapd.store.maildir import resync
 
     s = open_store(maildir, use_inotify=False)
     for i in range(3):
@@ -735,15 +735,15 @@ def test_a_record_above_the_view_keeps_its_uid_when_the_listing_missed_its_file(
     append(other, "INBOX", msg(4))
     other.close()
     hidden = dict(_uidlist_records(maildir))[4]
-    scan = mbmod._scan_dir
+    scan = resync._scan_dir
 
     def skipping(fd, *known):
         found, dups = scan(fd, *known)
         return {b: i for b, i in found.items() if b != hidden}, dups
 
-    monkeypatch.setattr(mbmod, "_scan_dir", skipping)
+    monkeypatch.setattr(resync, "_scan_dir", skipping)
     assert mb.sync().added == []  # the listing skipped it
-    monkeypatch.setattr(mbmod, "_scan_dir", scan)
+    monkeypatch.setattr(resync, "_scan_dir", scan)
     assert sorted(dict(_uidlist_records(maildir))) == [1, 2, 3, 4]
     assert mb.sync().added == [4]
     assert list(mb.uids()) == [1, 2, 3, 4]
@@ -877,7 +877,7 @@ def test_new_files_are_numbered_in_delivery_time_order():
     time; any other name falls back to (time, name) order.  Both agree."""
     import random
 
-    from imapd.store.maildir.mailbox import _maildir_sort_key, _sort_maildir_names
+    from imapd.store.maildir.resync import _maildir_sort_key, _sort_maildir_names
 
     rng = random.Random(5)
     odd = [[], ["123.x"], ["12345.6789.x"], ["abc"], ["1234567890"], ["\u00b2" * 10 + ".x"],

@@ -58,7 +58,7 @@ def test_rewrite_in_chunks_writes_every_record_once(maildir, monkeypatch):
     """A rewrite goes out a few thousand records at a time (a whole 100,000
     would be 10 MB of line strings at once): across chunk boundaries, every
     record is written once, in order."""
-    from imapd.store.maildir import uidlist as ulmod
+    from imapd.store.maildir import uidlist_write as ulmod
 
     os.makedirs(maildir, exist_ok=True)
     fd = _dirfd(maildir)

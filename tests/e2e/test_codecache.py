@@ -105,6 +105,26 @@ def test_cached_modules_postpone_annotations_without_importing_future(package):
     assert _python(package, code.replace("c.install()", "pass")) == "SourceFileLoader True Sequence[int]\n"
 
 
+def test_c_libraries_load_from_where_the_cache_recorded_them(package):
+    """`array`, `select`... are loaded from the file the cache names, so the
+    path finder never walks sys.path to list lib-dynload for them; an entry
+    that no longer names the file (moved, or another interpreter's) is left
+    to the path finder."""
+    _python(package, "import imapd.codecache as c\nc.write()")
+    dynload = [p for p in sys.path if p.endswith("lib-dynload")]
+    code = ("import sys, imapd.codecache as c\nf = c.install()\n{tamper}"
+            "import array, select\n"
+            "print(sorted(n for n in ('array', 'select') if n in f.index),"
+            " sorted(p for p in sys.path_importer_cache if p.endswith('lib-dynload')),"
+            " array.array('I', [7])[0], type(array.__spec__.loader).__name__)\n")
+    files = sorted(n for n in ("array", "select") if n not in sys.builtin_module_names)
+    loader = "ExtensionFileLoader" if files else "BuiltinImporter"
+    assert _python(package, code.format(tamper="")) == f"{files} [] 7 {loader}\n"
+    if files:
+        tamper = "f.index['array'] = (None, '/nonexistent/array.so', 0, 0, 0, 0)\n"
+        assert _python(package, code.format(tamper=tamper)) == f"{files} {dynload} 7 {loader}\n"
+
+
 def test_a_garbled_or_truncated_cache_is_not_used(package):
     _python(package, "import imapd.codecache as c\nc.write()")
     path = package / "imapd" / "__pycache__" / CACHE

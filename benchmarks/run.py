@@ -70,7 +70,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="repetitions of SEARCH BODY and of fetching every body (default: --reps)")
     p.add_argument("--write-reps", type=int,
                    help="repetitions of STORE/EXPUNGE/APPEND (default: --reps, at most 2 from 50,000 messages up)")
-    p.add_argument("--startup-reps", type=int, help="repetitions of start-up (default 15; 5 with --quick)")
+    p.add_argument("--startup-reps", type=int, help="repetitions of start-up and of the warm SELECT (default 15; 5 with --quick)")
     p.add_argument("--idle-deliveries", type=int, default=20, help="IDLE deliveries measured (default 20)")
     p.add_argument("--idle-cpu-seconds", type=float,
                    help="idle-CPU observation period (default 60; 10 with --quick)")

@@ -108,6 +108,14 @@ def _meta_column(attr: str, k: int, doc: str) -> property:
     return property(get, put, doc=doc)
 
 
+def _resync() -> ModuleType:
+    """Listing the directories and rebuilding the view (store/maildir/resync.py),
+    loaded at first use: a warm open of an unchanged mailbox never lists."""
+    from imapd.store.maildir import resync
+
+    return resync
+
+
 def _changes() -> ModuleType:
     """STORE and EXPUNGE (store/maildir/changes.py), loaded at first use."""
     from imapd.store.maildir import changes
@@ -929,9 +937,7 @@ class MaildirMailbox(Mailbox):
     # new files, rebuilding the arrays) lives in resync.py, loaded when first
     # needed: a warm open of an unchanged mailbox never runs it.
     def _sync_new_only(self, changes: SyncChanges) -> bool:
-        from imapd.store.maildir import resync
-
-        return resync._sync_new_only(self, changes)
+        return _resync()._sync_new_only(self, changes)
 
     def _full_sync(
         self,
@@ -941,9 +947,7 @@ class MaildirMailbox(Mailbox):
         seed: idxmod.IndexData | None = None,
         initial: bool = False,
     ) -> None:
-        from imapd.store.maildir import resync
-
-        return resync._full_sync(self, list_cur, list_new, changes, seed, initial)
+        return _resync()._full_sync(self, list_cur, list_new, changes, seed, initial)
 
     def _claim_recent(self, uids: Sequence[int], initial: bool) -> None:
         """Take \\Recent for `uids` (ascending) that no session took yet.  The

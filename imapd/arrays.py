@@ -57,10 +57,11 @@ def at_first_call(module: str, name: str, namespace: dict) -> object:
     globals are `namespace`: at its first call it imports the real function
     and puts it in its place, so later calls in that module go straight to
     it.  For the C helpers a session may never need (`_bisect`): each such
-    library costs a start-up about 0.3 ms to load."""
+    library costs a start-up about 0.3 ms to load; and for a module of ours
+    that only some commands call into (`module` may be a dotted name)."""
 
     def stand_in(*args: object) -> object:
-        real = getattr(__import__(module), name)
+        real = getattr(__import__(module, fromlist=[name]), name)
         namespace[name] = real
         return real(*args)
 

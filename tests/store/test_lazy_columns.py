@@ -206,3 +206,8 @@ def test_at_first_call_puts_the_real_function_in_its_place():
     assert stand_in([1, 3, 5], 4) == 2  # answers the first call itself
     assert namespace["bisect_left"] is real  # and is out of the way for the next
     assert namespace["bisect_left"]([1, 3, 5], 5) == 2
+    # a function of a module inside a package
+    from imapd.store.maildir.message import to_wire
+
+    namespace["to_wire"] = at_first_call("imapd.store.maildir.message", "to_wire", namespace)
+    assert namespace["to_wire"](b"a\nb") == to_wire(b"a\nb") and namespace["to_wire"] is to_wire

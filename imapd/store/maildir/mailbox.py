@@ -36,7 +36,6 @@ from imapd.store.maildir import index as idxmod
 from imapd.store.maildir.flags import FORWARDED
 from imapd.store.maildir.folder import VERIFY_AFTER, MaildirFolder
 from imapd.store.maildir.layout import O_FILE
-from imapd.store.maildir.message import read_wire, to_wire, wire_size_of_fd
 
 if TYPE_CHECKING:
     from imapd.store.maildir.cache import CacheColumn
@@ -73,6 +72,10 @@ def _split_names(names: list[str]) -> dict[str, str]:
 
 # (what `bisect` re-exports; loaded at its first call, which a warm SELECT never makes)
 bisect_left = at_first_call("_bisect", "bisect_left", globals())
+# (message.py, which reads a message's bytes: at the first FETCH of a body or a size)
+read_wire = at_first_call("imapd.store.maildir.message", "read_wire", globals())
+to_wire = at_first_call("imapd.store.maildir.message", "to_wire", globals())
+wire_size_of_fd = at_first_call("imapd.store.maildir.message", "wire_size_of_fd", globals())
 
 
 class _FlagsByInfo(dict):  # type: ignore[type-arg]

@@ -63,11 +63,39 @@ def test_preauth_greeting_and_select_import_nothing_heavy(sample_config):
     # (`_stat` serves); `select`, which a session whose commands are all there
     # never waits with; `_bisect`, which SELECT does not need (each library
     # loaded costs about 0.3 ms); `__future__` (the code cache compiles its
-    # one feature in); sequence sets, which SELECT does not read; the reading
-    # of message files, which it does not do
+    # one feature in); sequence sets, which SELECT does not read
     unwanted = {"os", "_collections_abc", "posixpath", "stat", "select", "_bisect", "__future__",
-                "imapd.protocol.seqset", "imapd.store.maildir.message"}
+                "imapd.protocol.seqset"}
     assert not names & unwanted, sorted(names & unwanted)
+
+
+def test_a_warm_select_imports_no_listing_no_uidlist_writing_no_message_reading():
+    """The second SELECT of a mailbox nobody changed since (its directories
+    older than the trust interval) finds everything in imapd.index: the
+    directory listing (resync), the writing of dovecot-uidlist and the
+    reading of message files stay unloaded; the first SELECT needed them."""
+    import time
+
+    user = mail_user()
+    maildir = make_maildir(user)
+    try:
+        for k in range(3):
+            path = os.path.join(maildir, "cur", f"17000000{k:02d}.M{k}P1.test:2,S")
+            with open(path, "wb") as f:
+                f.write(b"From: a@example.org\nSubject: %d\n\nbody\n" % k)
+            os.chown(path, user.uid, user.gid)
+        past = time.time() - 60
+        for sub in ("cur", "new", "tmp"):
+            os.utime(os.path.join(maildir, sub), (past, past))
+        session = b"a SELECT INBOX\r\nb LOGOUT\r\n"
+        first, _ = _imports(["--maildir", maildir], session, as_user=True)
+        names, out = _imports(["--maildir", maildir], session, as_user=True)
+    finally:
+        remove_maildir(maildir)
+    assert b"* 3 EXISTS" in out and b"a OK [READ-WRITE]" in out
+    lazy = {"imapd.store.maildir.resync", "imapd.store.maildir.uidlist_write", "imapd.store.maildir.message"}
+    assert lazy <= first
+    assert not names & lazy, sorted(names & lazy)
 
 
 GRAMMARS = {"imapd.protocol.fetch_syntax", "imapd.protocol.search_syntax", "imapd.protocol.update_syntax",

@@ -2,8 +2,8 @@
 
 The functions are MaildirMailbox's, written as its methods (`self`) and kept
 here because a session that only reads never calls them: every session
-would otherwise load them.  The class reaches them through two-line
-stand-ins of the same names.
+would otherwise load them.  The class reaches them through stand-ins
+of the same names.
 """
 
 from __future__ import annotations

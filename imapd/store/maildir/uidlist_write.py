@@ -2,8 +2,8 @@
 
 The functions are UidList's, written as its methods (`self`) and kept here
 because a session that numbers no new mail never calls them: every session
-would otherwise load them.  The class reaches them through two-line
-stand-ins of the same names.  See uidlist.py for the format and the locking.
+would otherwise load them.  The class reaches them through stand-ins
+of the same names.  See uidlist.py for the format and the locking.
 """
 
 from __future__ import annotations

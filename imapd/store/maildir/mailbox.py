@@ -364,9 +364,6 @@ class MaildirMailbox(Mailbox):
         if self.readonly:
             raise ReadOnlyStore("Mailbox is read-only")
 
-    def _can_write_files(self) -> bool:
-        return self._f.writable
-
     def _lookup_all(self) -> dict[str, tuple[str, int]]:
         """One readdir of new/ and cur/: base -> (info, in_new)."""
         found: dict[str, tuple[str, int]] = {}

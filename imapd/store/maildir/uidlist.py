@@ -461,12 +461,6 @@ class UidList:
         self.exts[idx] = " ".join(fields) or None
 
     # ------------------------------------------------------------- writing
-    @staticmethod
-    def _record(uid: int, base: str, ext: str | None) -> str:
-        if ext:
-            return "%d %s :%s\n" % (uid, ext, base)
-        return "%d :%s\n" % (uid, base)
-
     def needs_rewrite(self) -> bool:
         return self.version != 3 or self.broken or not self.guid or self.ident is None
 

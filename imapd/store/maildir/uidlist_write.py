@@ -25,6 +25,12 @@ from imapd.store.maildir.uidlist import _ENC, _ERRS, new_guid
 _REWRITE_CHUNK = 4096
 
 
+def _record(uid: int, base: str, ext: str | None) -> str:
+    if ext:
+        return "%d %s :%s\n" % (uid, ext, base)
+    return "%d :%s\n" % (uid, base)
+
+
 def append(self: UidList, bases: list[str], exts: list[str | None] | None = None) -> list[int]:
     """Give UIDs to new base names (with their extension fields, if any)
     and write them.  Caller holds the lock and has called refresh() or
@@ -86,7 +92,7 @@ def _encoded(self: UidList, uids: list[int], bases: list[str], exts: list[str | 
         if e.count(None) == len(e):
             text = "".join(map("%d :%s\n".__mod__, zip(u, b)))
         else:
-            text = "".join(map(self._record, u, b, e))
+            text = "".join(map(_record, u, b, e))
         yield text.encode(_ENC, _ERRS)
 
 

@@ -93,16 +93,29 @@ def test_a_module_edited_since_is_compiled_from_its_source_and_the_cache_renewed
 
 def test_cached_modules_postpone_annotations_without_importing_future(package):
     """`from __future__ import annotations` is compiled in as its flag: the
-    annotations stay unevaluated strings, as from source, but the session
-    does not import the standard library's `__future__` to get them."""
+    session does not import the standard library's `__future__` for it."""
     _python(package, "import imapd.codecache as c\nc.write()")
     code = ("import sys, imapd.codecache as c\nc.install()\n"
             "import imapd.session, imapd.store.maildir.mailbox as m\n"
             "print(type(m.__loader__).__name__, '__future__' in sys.modules,"
-            " m.MaildirMailbox.uids.__annotations__['return'])\n")
-    assert _python(package, code) == "CacheFinder False Sequence[int]\n"
-    # From source the same module imports it, and reads the same annotations.
-    assert _python(package, code.replace("c.install()", "pass")) == "SourceFileLoader True Sequence[int]\n"
+            " m.idxmod.IndexData.__annotations__['count'])\n")
+    assert _python(package, code) == "CacheFinder False int\n"
+    # From source the same module imports it, and reads the same class annotations.
+    assert _python(package, code.replace("c.install()", "pass")) == "SourceFileLoader True int\n"
+
+
+def test_cached_code_has_no_docstrings_or_function_annotations(package):
+    """What only readers and type checkers use is not in the cache: a session
+    would unmarshal it for nothing.  From source, both are there."""
+    _python(package, "import imapd.codecache as c\nc.write()")
+    code = ("import imapd.codecache as c\nc.install()\n"
+            "import imapd.store.maildir.mailbox as m\n"
+            "f = m.MaildirMailbox.first_unseen_index\n"
+            "print(type(m.__loader__).__name__, m.__doc__ is None, m.Mailbox.__doc__ is None,"
+            " m.MaildirMailbox._names_from_uidlist.__doc__ is None, f.__annotations__)\n")
+    assert _python(package, code) == "CacheFinder True True True {}\n"
+    assert _python(package, code.replace("c.install()", "pass")) == \
+        "SourceFileLoader False False False {'return': 'int'}\n"
 
 
 def test_c_libraries_load_from_where_the_cache_recorded_them(package):

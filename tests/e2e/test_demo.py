@@ -25,12 +25,13 @@ def _uid_of(pid: int) -> int:
 
 def test_demo_serves_sample_mail_and_cleans_up():
     before = set(glob.glob("/tmp/imapd-demo-*"))
-    env = {"PATH": os.path.dirname(sys.executable) + ":/usr/bin:/bin", "PYTHONPATH": REPO, "HOME": "/tmp"}
+    me = pwd.getpwuid(os.getuid()).pw_name  # ($USER of the shell the demo is started from)
+    env = {"PATH": os.path.dirname(sys.executable) + ":/usr/bin:/bin", "PYTHONPATH": REPO, "HOME": "/tmp", "USER": me}
     proc = subprocess.Popen([os.path.join(REPO, "bin", "imapd"), "--demo"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd="/")
     assert proc.stdin is not None and proc.stdout is not None
     greeting = proc.stdout.readline()
-    expected = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.getuid()).pw_name
+    expected = "nobody" if os.geteuid() == 0 else me
     assert greeting.startswith(b"* PREAUTH ") and greeting.rstrip().endswith(f"logged in as {expected}".encode())
     assert _uid_of(proc.pid) == pwd.getpwnam(expected).pw_uid
     proc.stdin.write(b'a LIST "" "*"\r\n')

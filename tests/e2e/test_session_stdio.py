@@ -46,6 +46,16 @@ def test_preauth_greeting_and_capability(user, maildir):
         assert c.proc.wait(5) == 0
 
 
+def test_preauth_greeting_names_the_user_from_the_environment(user, maildir):
+    """$USER (else $LOGNAME) names the user, as ssh, login and systemd set
+    them; with neither, the password database's name for the uid does."""
+    for env, name in (({"USER": "alice", "LOGNAME": "bob"}, "alice"), ({"USER": "", "LOGNAME": "bob"}, "bob"),
+                      ({"USER": "", "LOGNAME": ""}, user.name)):
+        with ImapPipe(["--maildir", maildir], user, env=env) as c:
+            assert c.greeting.rstrip().endswith(f"logged in as {name}".encode()), c.greeting
+            assert c.command("LOGOUT")[-1].startswith(b"t1 OK")
+
+
 def test_bad_commands_get_precise_bad_and_session_continues(user, maildir):
     with ImapPipe(["--maildir", maildir], user) as c:
         assert c.command("FROB") == [b"t1 BAD Unknown command FROB"]

@@ -87,37 +87,33 @@ class ParseError(Exception):
 # command.  A class is a translation table: member bytes -> 1, others -> 0.
 
 
-def _byte_class(members: bytes = b"", excluded: bytes = b"") -> bytes:
-    """The table of `members`, or of every byte but `excluded` (one step per
-    listed byte, not 256 membership tests: built at every start-up)."""
-    if members:
-        table = bytearray(256)
-        for b in members:
-            table[b] = 1
-    else:
-        table = bytearray(b"\x01" * 256)
-        for b in excluded:
-            table[b] = 0
+def _byte_class(ranges: tuple[tuple[int, int], ...], singles: bytes = b"", excluded: bool = False) -> bytes:
+    """The table of the bytes in `ranges` (inclusive) and `singles`, or with
+    `excluded`, of every byte but those.  Built at every start-up: ranges are
+    filled by slice, not byte by byte (a loop over the 170 bytes outside an
+    atom took 10 us a table)."""
+    inside, outside = (0, 1) if excluded else (1, 0)
+    table = bytearray([outside]) * 256
+    for lo, hi in ranges:
+        table[lo:hi + 1] = bytes([inside]) * (hi + 1 - lo)
+    for b in singles:
+        table[b] = inside
     return bytes(table)
 
 
-def _span(*ranges: tuple[int, int]) -> bytes:
-    return b"".join(bytes(range(lo, hi + 1)) for lo, hi in ranges)
-
-
-_CTL_SP_8BIT = _span((0x00, 0x20), (0x7F, 0xFF))
-_DIGITS = b"0123456789"
-_LETTERS = _span((0x41, 0x5A), (0x61, 0x7A))
+_CTL_SP_8BIT = ((0x00, 0x20), (0x7F, 0xFF))
+_DIGITS = ((0x30, 0x39),)
+_LETTERS = ((0x41, 0x5A), (0x61, 0x7A))
 # tag = 1*<any ASTRING-CHAR except "+">: no CTL, SP, ( ) { % * " \\ or +, but ] and } are fine
-_TAG = _byte_class(_span((0x21, 0x21), (0x23, 0x24), (0x26, 0x27), (0x2C, 0x5B), (0x5D, 0x7A), (0x7C, 0x7E)))
-_ATOM = _byte_class(excluded=_CTL_SP_8BIT + b'(){%*"\\]')
-_ASTRING = _byte_class(excluded=_CTL_SP_8BIT + b'(){%*"\\')
-_LIST_MAILBOX = _byte_class(excluded=_CTL_SP_8BIT + b'(){"\\')  # atom chars plus % * ]
-_LIST_ELEMENT = _byte_class(excluded=_CTL_SP_8BIT + b'(){"')  # astring chars plus \\ % * (flags, sets)
+_TAG = _byte_class(((0x21, 0x21), (0x23, 0x24), (0x26, 0x27), (0x2C, 0x5B), (0x5D, 0x7A), (0x7C, 0x7E)))
+_ATOM = _byte_class(_CTL_SP_8BIT, b'(){%*"\\]', excluded=True)
+_ASTRING = _byte_class(_CTL_SP_8BIT, b'(){%*"\\', excluded=True)
+_LIST_MAILBOX = _byte_class(_CTL_SP_8BIT, b'(){"\\', excluded=True)  # atom chars plus % * ]
+_LIST_ELEMENT = _byte_class(_CTL_SP_8BIT, b'(){"', excluded=True)  # astring chars plus \\ % * (flags, sets)
 _NUMBER = _byte_class(_DIGITS)
-_SEQSET = _byte_class(_DIGITS + b":*,$")
-_BASE64 = _byte_class(_LETTERS + _DIGITS + b"+/")
-_FETCH_NAME = _byte_class(_LETTERS + _DIGITS + b".")
+_SEQSET = _byte_class(_DIGITS, b":*,$")
+_BASE64 = _byte_class(_LETTERS + _DIGITS, b"+/")
+_FETCH_NAME = _byte_class(_LETTERS + _DIGITS, b".")
 
 
 def _run_end(text: bytes, pos: int, cls: bytes) -> int:

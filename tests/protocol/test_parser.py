@@ -1127,3 +1127,27 @@ def test_a_long_line_of_many_tokens_parses_in_linear_time():
     ev = cmd(b"a STORE 1:* +FLAGS (" + flags + b")", c.Store, limits=Limits(line_length=1 << 20))
     assert len(ev.flags) == 20000 and ev.flags[-1] == "kw19999"
     assert time.monotonic() - start < 2.0
+
+
+def test_byte_classes_hold_exactly_the_grammars_characters():
+    """RFC 3501's character classes, byte by byte (the tables are built from ranges)."""
+    from imapd.protocol import parser as P
+
+    def atom_char(b: int) -> bool:  # any CHAR except atom-specials
+        return 0x20 < b < 0x7F and chr(b) not in '(){%*"\\]'
+
+    expected = {
+        "_ATOM": atom_char,
+        "_ASTRING": lambda b: atom_char(b) or b == ord("]"),
+        "_TAG": lambda b: (atom_char(b) or b == ord("]")) and b != ord("+"),
+        "_LIST_MAILBOX": lambda b: atom_char(b) or chr(b) in "%*]",
+        "_LIST_ELEMENT": lambda b: atom_char(b) or chr(b) in "%*]\\",
+        "_NUMBER": lambda b: chr(b).isdigit() and b < 0x80,
+        "_SEQSET": lambda b: b < 0x80 and (chr(b).isdigit() or chr(b) in ":*,$"),
+        "_BASE64": lambda b: b < 0x80 and (chr(b).isalnum() or chr(b) in "+/"),
+        "_FETCH_NAME": lambda b: b < 0x80 and (chr(b).isalnum() or chr(b) == "."),
+    }
+    for name, member in expected.items():
+        table = getattr(P, name)
+        assert len(table) == 256
+        assert [b for b in range(256) if table[b] != member(b)] == [], name

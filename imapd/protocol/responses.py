@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 # Byte classes as bytes.translate() tables and deletion sets, not `re`
 # patterns: importing `re` costs every connection milliseconds at start-up.
 _NOT_ATOM = bytes(range(0x21)) + bytes(range(0x7F, 0x100)) + b'(){%*"\\]'
-_ATOM_CHARS = bytes(b for b in range(256) if b not in _NOT_ATOM)  # deleted: what is left is not atom-safe
-_CTL_TO_QUESTION = bytes(0x3F if b < 0x20 or b == 0x7F else b for b in range(256))
+_ATOM_CHARS = bytes(range(256)).translate(None, _NOT_ATOM)  # deleted: what is left is not atom-safe
+_CTL_TO_QUESTION = bytes.maketrans(bytes(range(0x20)) + b"\x7f", b"?" * 0x21)
 MAX_QUOTED = 1024
 
 

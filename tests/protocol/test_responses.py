@@ -272,3 +272,12 @@ def test_repeated_lists_are_written_without_spaces():
     assert R.encode(multipart) == b'(("text" "plain")("text" "html") "alternative" ("boundary" "b"))'
     # lists that follow a non-list are separated as usual (ENVELOPE's from, sender, ...)
     assert R.encode([None, [1], [2]]) == b"(NIL (1) (2))"
+
+
+def test_translation_tables_hold_exactly_their_bytes():
+    from imapd.protocol import responses as R
+
+    atom_safe = [b for b in range(256) if 0x20 < b < 0x7F and chr(b) not in '(){%*"\\]']
+    assert list(R._ATOM_CHARS) == atom_safe
+    assert [R._CTL_TO_QUESTION[b] for b in range(256)] == [
+        0x3F if b < 0x20 or b == 0x7F else b for b in range(256)]

@@ -108,7 +108,7 @@ def test_malformed_lines_are_ignored_with_a_reason(passwd):
             "",
             f"ok:{good}:1001:1001:/home/ok",
             f"root:{good}:0:0:/root",  # 3
-            f"nohash:plaintext:1001:1001:/h",  # 4
+            "nohash:plaintext:1001:1001:/h",  # 4
             f"noids:{good}",  # 5
             f"badid:{good}:abc-not-a-user:1001:/h",  # 6
             f"relhome:{good}:1001:1001:home/x",  # 7

@@ -7,7 +7,6 @@ commands end to end, checking what they read against the files on disk.
 
 from __future__ import annotations
 
-import email
 import glob
 import imaplib
 import os

@@ -10,7 +10,6 @@ memory-BIO session (`imapd.tls`), which is imported only then.
 
 from __future__ import annotations
 
-import errno
 import posix
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
@@ -47,6 +46,7 @@ class StdioTransport:
         except BlockingIOError:
             return b""
         except OSError as e:
+            import errno  # (here, not at start-up: loading it costs 0.1 ms)
             if e.errno in (errno.EAGAIN, errno.EINTR):
                 return b""
             if e.errno in (errno.ECONNRESET, errno.EIO, errno.EBADF):

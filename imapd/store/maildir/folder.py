@@ -18,7 +18,6 @@ cheap to keep in sync:
 
 from __future__ import annotations
 
-import errno
 import posix
 import _stat  # (the C module behind `stat`: stat.py itself is one more file to find and run)
 import time
@@ -101,6 +100,7 @@ def full_error(exc: OSError) -> StoreError | None:
     """What the client hears when a write failed for lack of room: NO
     [OVERQUOTA] for a full disk or quota (as Dovecot answers, RFC 5530), NO
     [LIMIT] for a file-size limit (RLIMIT_FSIZE: EFBIG).  None: not that."""
+    import errno  # (here, not at start-up: loading it costs 0.1 ms)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return OverQuota("Not enough disk space")
     if exc.errno == errno.EFBIG:
@@ -382,6 +382,7 @@ class MaildirFolder:
         try:
             posix.unlink(name, dir_fd=self.tmp_fd)
         except OSError as exc:
+            import errno  # (here, not at start-up: loading it costs 0.1 ms)
             if exc.errno != errno.ENOENT:
                 raise
 

@@ -100,7 +100,7 @@ def list_mailboxes(self: MaildirStore) -> list[MailboxInfo]:
 def _make_folder_dir(self: MaildirStore, dirname: str) -> bool:
     """Create a complete folder (cur/new/tmp/maildirfolder) and rename it
     into place, so nobody ever sees half of one.  False if it existed."""
-    tmp = "imapd-create.%d.%d" % (posix.getpid(), next(self._counter))
+    tmp = "imapd-create.%d.%d" % (posix.getpid(), self._next_number())
     posix.mkdir(tmp, 0o700, dir_fd=self.root_fd)
     try:
         tfd = posix.open(tmp, O_DIR, dir_fd=self.root_fd)
@@ -194,7 +194,7 @@ def delete(self: MaildirStore, name: str) -> None:
     # Like Dovecot on Maildir++: the folder's own directory goes (its mail
     # with it); children are sibling directories and stay, so the name
     # lives on as an implied \Noselect parent.
-    trash = "imapd-trashed.%d.%d" % (posix.getpid(), next(self._counter))
+    trash = "imapd-trashed.%d.%d" % (posix.getpid(), self._next_number())
     try:
         posix.rename(dirname, trash, src_dir_fd=self.root_fd, dst_dir_fd=self.root_fd)
     except FileNotFoundError:
@@ -269,7 +269,7 @@ def _rename_inbox(self: MaildirStore, sn: list[str]) -> None:
     else:
         raise MailboxExists("Mailbox already exists: %s" % self._canon(sn))
     inbox = self._folder(INBOX)
-    tmp = "imapd-create.%d.%d" % (posix.getpid(), next(self._counter))
+    tmp = "imapd-create.%d.%d" % (posix.getpid(), self._next_number())
     posix.mkdir(tmp, 0o700, dir_fd=self.root_fd)
     try:
         tfd = posix.open(tmp, O_DIR, dir_fd=self.root_fd)

@@ -9,7 +9,6 @@ need a lock.
 
 from __future__ import annotations
 
-import errno
 import posix
 import time
 
@@ -49,6 +48,7 @@ class Keywords:
             except FileNotFoundError:
                 fd = -1
             except OSError as exc:
+                import errno  # (here, not at start-up: loading it costs 0.1 ms)
                 if exc.errno == errno.ELOOP:
                     raise StoreError("%s is a symbolic link; it is not followed" % NAME, code="CANNOT") from None
                 raise

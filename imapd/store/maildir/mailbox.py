@@ -12,13 +12,11 @@ expunged by another session) is found again by its base name with one readdir
 
 from __future__ import annotations
 
-import errno
 import posix
 import _stat  # (the C module behind `stat`: stat.py itself is one more file to find and run)
 import sys
 import time
 from imapd.arrays import array, at_first_call
-from itertools import compress, count, repeat
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
     from types import ModuleType
@@ -400,6 +398,7 @@ class MaildirMailbox(Mailbox):
         except FileNotFoundError:
             pass
         except OSError as exc:
+            import errno  # (here, not at start-up: loading it costs 0.1 ms)
             if exc.errno == errno.ELOOP:
                 raise NoSuchMessage("Message file is a symlink; not served") from None
             raise
@@ -411,6 +410,7 @@ class MaildirMailbox(Mailbox):
         except FileNotFoundError:
             raise NoSuchMessage("Message was expunged (UID %d)" % self._uids[p]) from None
         except OSError as exc:
+            import errno  # (here, not at start-up: loading it costs 0.1 ms)
             if exc.errno == errno.ELOOP:
                 raise NoSuchMessage("Message file is a symlink; not served") from None
             raise
@@ -522,6 +522,8 @@ class MaildirMailbox(Mailbox):
         unseen = {i for i in set(self._infos) if "\\Seen" not in flags(i)}
         if not unseen:
             return -1
+        from itertools import compress, count  # (here, not at start-up: loading it costs 0.1 ms)
+
         return next(compress(count(), map(unseen.__contains__, self._infos)), -1)
 
     def _run_of(self, uids: Sequence[int]) -> tuple[int, int] | None:
@@ -557,6 +559,8 @@ class MaildirMailbox(Mailbox):
                 # straight from the arrays, no lookup per message, and no copy
                 # of 100,000 entries (nor a list of 100,000 ints); the flags of
                 # each distinct info suffix (a handful) looked up in C
+                from itertools import repeat
+
                 yield from zip(
                     map(_FlagsByInfo(flags).__getitem__, cols(infos)),
                     cols(wsize) if size else repeat(0),
@@ -919,6 +923,8 @@ class MaildirMailbox(Mailbox):
         mask = [u not in gone for u in self._uids]
         if all(mask):
             return
+        from itertools import compress
+
         removed = sorted(u for u, k in zip(self._uids, mask) if not k)
         self._uids = array("I", compress(self._uids, mask))
         self._bases = list(compress(self._bases, mask))

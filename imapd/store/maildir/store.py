@@ -7,8 +7,6 @@ is never followed; names are validated before anything touches the disk.
 
 from __future__ import annotations
 
-import errno
-import itertools
 import posix
 import _stat  # (the C module behind `stat`: stat.py itself is one more file to find and run)
 import time
@@ -78,7 +76,7 @@ class MaildirStore(Store):
         self.use_inotify = use_inotify
         self.use_index = use_index and not self.readonly
         self.lock_timeout = lock_timeout
-        self._counter = itertools.count(1)
+        self._counter = 0  # (names this process made: _next_number)
         self._host = layout.hostname()
         self._folders: dict[str, MaildirFolder] = {}
         self.root = root  # (as given: everything below goes through root_fd)
@@ -107,7 +105,12 @@ class MaildirStore(Store):
         """`<sec>.M<usec>P<pid>Q<n>.<host>` — unique per host, as Dovecot names files."""
         t = time.time()
         sec = int(t)
-        return "%d.M%dP%dQ%d.%s" % (sec, int((t - sec) * 1e6), posix.getpid(), next(self._counter), self._host)
+        return "%d.M%dP%dQ%d.%s" % (sec, int((t - sec) * 1e6), posix.getpid(), self._next_number(), self._host)
+
+    def _next_number(self) -> int:
+        """1, 2, 3...: with the pid, what keeps this process's new names apart."""
+        self._counter += 1
+        return self._counter
 
     def new_uidvalidity(self) -> int:
         """UIDVALIDITY for a new list: the current time, but always above the
@@ -177,12 +180,14 @@ class MaildirStore(Store):
         try:
             fd = posix.open(dirname or ".", O_DIR, dir_fd=self.root_fd)
         except OSError as exc:
+            import errno  # (here, not at start-up: loading it costs 0.1 ms)
             if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                 raise NoSuchMailbox("Mailbox does not exist: %s" % name) from None
             raise
         try:
             f = MaildirFolder(self, self._canon(segs), dirname, fd)
         except OSError as exc:
+            import errno  # (here, not at start-up: loading it costs 0.1 ms)
             if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                 raise NoSuchMailbox("Mailbox does not exist: %s" % name) from None
             raise

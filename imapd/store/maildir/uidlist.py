@@ -28,7 +28,6 @@ version we read stays open (`_held`) until a newer one replaces it.
 
 from __future__ import annotations
 
-import errno
 import posix
 from imapd.arrays import array
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
@@ -130,6 +129,7 @@ class UidList:
         except FileNotFoundError:
             return None
         except OSError as exc:
+            import errno  # (here, not at start-up: loading it costs 0.1 ms)
             if exc.errno == errno.ELOOP:
                 raise StoreError("%s is a symbolic link; it is not followed" % self.name, code="CANNOT") from None
             raise

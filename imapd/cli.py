@@ -137,7 +137,7 @@ def run_and_exit() -> None:
     session would spend milliseconds scanning them.
 
     Last, the start-up code cache is rewritten if it served this process
-    badly and may be (imapd/codecache.py)."""
+    badly and may be (imapd/__init__.py)."""
     import gc
 
     gc.disable()
@@ -189,14 +189,15 @@ def hash_password() -> int:
 
 
 def compile_code_cache() -> int:
-    from . import codecache
+    from . import cache_path
+    from .codecache import write
 
     try:
-        count = codecache.write()
+        count = write()
     except OSError as e:
-        sys.stderr.write(f"imapd: cannot write {codecache.cache_path()}: {e.strerror}\n")  # protocol: command-line output
+        sys.stderr.write(f"imapd: cannot write {cache_path()}: {e.strerror}\n")  # protocol: command-line output
         return 1
-    _out(f"{codecache.cache_path()}: {count} modules\n")
+    _out(f"{cache_path()}: {count} modules\n")
     return 0
 
 
@@ -371,7 +372,7 @@ _SESSION_MODULES = (
     "imapd.protocol",
     "imapd.commands",
 )
-from .codecache import PACKAGE_DIR as _PACKAGE_DIR  # noqa: E402
+from . import PACKAGE_DIR as _PACKAGE_DIR  # noqa: E402
 
 
 def _own_user_name() -> str:
@@ -394,7 +395,7 @@ def _own_user_name() -> str:
 
 
 def _expand_home(path: str) -> str:
-    """`os.path.expanduser` without importing `os` (see codecache._absolute):
+    """`os.path.expanduser` without importing `os` (see imapd._absolute):
     ~ is $HOME, or the home in the user's password entry; ~name is name's."""
     if not path.startswith("~"):
         return path
@@ -418,7 +419,7 @@ def _installed_for_everyone(package_dir: str = _PACKAGE_DIR) -> bool:
     files readable by them.  (The usual installation: a session then imports
     what it needs as it goes; preloading every module would cost each login
     tens of milliseconds.)  Walked with `posix.scandir`: a login loads no
-    `os` for it (see codecache._absolute)."""
+    `os` for it (see imapd._absolute)."""
     from _stat import S_IROTH, S_IXOTH
 
     try:
@@ -464,10 +465,10 @@ def _session_module_names(package_dir: str = _PACKAGE_DIR) -> list[str]:
 
 def _refresh_code_cache() -> None:
     """Rewrite the start-up code cache if this process found it missing or
-    stale, and may (see imapd/codecache.py)."""
-    from . import codecache
+    stale, and may (see imapd/__init__.py)."""
+    from . import refresh
 
-    codecache.refresh()
+    refresh()
 
 
 def _preload_for_session() -> None:

@@ -150,7 +150,7 @@ def _env_address(environ: Mapping[str, str]) -> tuple[str, int | None] | None:
 def _environment() -> dict[str, str]:
     """The variables describe_peer reads, from `posix.environ` (bytes) as
     `os.environ` would give them: `os` itself is not loaded before a first
-    command (see codecache._absolute)."""
+    command (see imapd._absolute)."""
     found = {}
     for name in ("SSH_CONNECTION", "TCPREMOTEIP", "TCPREMOTEPORT", "REMOTE_HOST", "REMOTE_PORT"):
         value = posix.environ.get(name.encode())

@@ -1,4 +1,5 @@
-"""The start-up code cache (imapd/codecache.py), on a copy of the package so
+"""The start-up code cache (read in imapd/__init__.py, written by
+imapd/codecache.py), on a copy of the package so
 the checkout's own cache is left alone: written whole, served module by
 module, never trusted for a source edited since, a garbled file or another
 directory; written by a session that may, not by one told not to."""
@@ -46,7 +47,7 @@ def _python(lib, code: str, env: dict[str, str] | None = None) -> str:
 
 def _loaders(lib, modules: list[str]) -> dict[str, str]:
     """How each module was loaded after `install()`: the loader's class name."""
-    code = ("import imapd.codecache as c, importlib\n"
+    code = ("import imapd as c, importlib\n"
             "c.install()\n"
             f"for name in {modules!r}:\n"
             "    m = importlib.import_module(name)\n"
@@ -74,7 +75,7 @@ def test_compile_writes_every_module_and_a_session_imports_them_from_it(package)
                                  "imapd.protocol.parser"])
     assert set(loaders.values()) == {"CacheFinder"}, loaders
     # A package served from the cache still finds its submodules, cached or not.
-    assert _python(package, "import imapd.codecache as c\nc.install()\nimport imapd.mime.wire as w\n"
+    assert _python(package, "import imapd as c\nc.install()\nimport imapd.mime.wire as w\n"
                             "import imapd.store.maildir as m\nprint(m.__path__ == [m.__file__.rsplit('/', 1)[0]],"
                             " c.stale())\n") == "True False\n"
 
@@ -83,7 +84,7 @@ def test_a_module_edited_since_is_compiled_from_its_source_and_the_cache_renewed
     _python(package, "import imapd.codecache as c\nprint(c.write())")
     with open(package / "imapd" / "record.py", "a") as f:
         f.write("\nEDITED = 'yes'\n")
-    code = ("import imapd.codecache as c\nc.install()\nimport imapd.record, imapd.session\n"
+    code = ("import imapd as c\nc.install()\nimport imapd.record, imapd.session\n"
             "print(type(imapd.record.__loader__).__name__, type(imapd.session.__loader__).__name__,"
             " imapd.record.EDITED, c.stale())\nc.refresh()\n")
     assert _python(package, code) == "SourceFileLoader CacheFinder yes True\n"
@@ -95,7 +96,7 @@ def test_cached_modules_postpone_annotations_without_importing_future(package):
     """`from __future__ import annotations` is compiled in as its flag: the
     session does not import the standard library's `__future__` for it."""
     _python(package, "import imapd.codecache as c\nc.write()")
-    code = ("import sys, imapd.codecache as c\nc.install()\n"
+    code = ("import sys, imapd as c\nc.install()\n"
             "import imapd.session, imapd.store.maildir.mailbox as m\n"
             "print(type(m.__loader__).__name__, '__future__' in sys.modules,"
             " m.idxmod.IndexData.__annotations__['count'])\n")
@@ -108,7 +109,7 @@ def test_cached_code_has_no_docstrings_or_function_annotations(package):
     """What only readers and type checkers use is not in the cache: a session
     would unmarshal it for nothing.  From source, both are there."""
     _python(package, "import imapd.codecache as c\nc.write()")
-    code = ("import imapd.codecache as c\nc.install()\n"
+    code = ("import imapd as c\nc.install()\n"
             "import imapd.store.maildir.mailbox as m\n"
             "f = m.MaildirMailbox.first_unseen_index\n"
             "print(type(m.__loader__).__name__, m.__doc__ is None, m.Mailbox.__doc__ is None,"
@@ -125,7 +126,7 @@ def test_c_libraries_load_from_where_the_cache_recorded_them(package):
     to the path finder."""
     _python(package, "import imapd.codecache as c\nc.write()")
     dynload = [p for p in sys.path if p.endswith("lib-dynload")]
-    code = ("import sys, imapd.codecache as c\nf = c.install()\n{tamper}"
+    code = ("import sys, imapd as c\nf = c.install()\n{tamper}"
             "import array, select\n"
             "print(sorted(n for n in ('array', 'select') if n in f.index),"
             " sorted(p for p in sys.path_importer_cache if p.endswith('lib-dynload')),"
@@ -157,7 +158,7 @@ def test_a_garbled_or_truncated_cache_is_not_used(package):
     assert set(loaders.values()) == {"SourceFileLoader"}, loaders
     # Cut short: what is still whole is served, the rest compiled from source.
     path.write_bytes(whole[:len(whole) // 2])
-    listed = _python(package, "import imapd.codecache as c\nf = c.install()\nprint(' '.join(f.index))").split()
+    listed = _python(package, "import imapd as c\nf = c.install()\nprint(' '.join(f.index))").split()
     loaders = _loaders(package, [name for name in listed if name.startswith(("imapd.protocol", "imapd.store", "imapd.mime"))])
     assert set(loaders.values()) == {"SourceFileLoader", "CacheFinder"}, loaders
 
@@ -166,7 +167,7 @@ def test_a_damaged_module_in_an_intact_index_falls_back_to_its_source(package):
     _python(package, "import imapd.codecache as c\nc.write()")
     path = package / "imapd" / "__pycache__" / CACHE
     offset, length = map(int, _python(package, (
-        "import imapd.codecache as c, marshal, os\nf = c.install()\n"
+        "import imapd as c, marshal, os\nf = c.install()\n"
         "e = f.index['imapd.record']\nprint(e[4], e[5])")).split())
     data = bytearray(path.read_bytes())
     data[offset:offset + length] = b"\xff" * length
@@ -185,7 +186,7 @@ def test_a_copied_installation_does_not_use_the_cache_of_the_original(package, b
 
 
 def test_refresh_writes_nothing_when_told_not_to_write_bytecode(package):
-    code = "import imapd.codecache as c\nc.install()\nimport imapd.session\nc.refresh()\n"
+    code = "import imapd as c\nc.install()\nimport imapd.session\nc.refresh()\n"
     _python(package, code, env={"PYTHONDONTWRITEBYTECODE": "1"})
     assert not (package / "imapd" / "__pycache__" / CACHE).exists()
     _python(package, code)

@@ -29,19 +29,34 @@ class SelectedView:
         # what the client knows, in order: the store's own array, which it
         # never changes once lent (Mailbox.uids), copied here only when new
         # messages are announced -- a copy at SELECT costs 100,000 messages
-        # 400 KB of fresh memory, a tenth of a millisecond per 30 pages
-        uids = mailbox.uids()
-        lent = isinstance(uids, array) and uids.typecode == "I"
-        self.uids: array = uids if lent else array("I", uids)
-        self._uids_lent = lent
+        # 400 KB of fresh memory, a tenth of a millisecond per 30 pages --
+        # and taken only when a command first needs it (SELECT needs the
+        # count alone: Mailbox.uids_later)
+        self._count, self._take_uids = mailbox.uids_later()
+        self._uids: array | None = None
+        self._uids_lent = False
         self.pending_expunged: set[int] = set()  # gone on disk, not yet announced
         self.pending_flags: set[int] = set()
         self.known_keywords: tuple[str, ...] = tuple(mailbox.keywords())
         self.condstore = False
 
+    @property
+    def uids(self) -> array:
+        uids = self._uids
+        if uids is None:
+            got = self._take_uids()
+            self._uids_lent = isinstance(got, array) and got.typecode == "I"
+            uids = self._uids = got if self._uids_lent else array("I", got)
+            self._take_uids = None
+        return uids
+
+    @uids.setter
+    def uids(self, uids: array) -> None:
+        self._uids = uids
+
     # -------------------------------------------------------------- lookups
     def __len__(self) -> int:
-        return len(self.uids)
+        return len(self._uids) if self._uids is not None else self._count
 
     def uid_of(self, seq: int) -> int:
         return self.uids[seq - 1]

@@ -23,10 +23,9 @@ def select(session: Any, cmd: MailboxCommand) -> Iterator[bytes]:
     readonly = readonly or mailbox.readonly
     view = SelectedView(mailbox, readonly)
     session.select(view)
-    uids = view.uids
     yield view.flags_line()
     yield view.permanent_flags_line()
-    yield b"* %d EXISTS\r\n" % len(uids)
+    yield b"* %d EXISTS\r\n" % len(view)
     yield b"* %d RECENT\r\n" % mailbox.recent_count()
     first = mailbox.first_unseen_index()  # (in the view's UIDs too: it was made from them just now)
     if first >= 0:

@@ -25,7 +25,7 @@ import abc
 from ..record import Record
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO, Iterable, Iterator, Sequence
+    from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
@@ -247,6 +247,14 @@ class Mailbox(abc.ABC):
     def uids(self) -> Sequence[int]:
         """The UIDs present after the last sync, ascending.  The sequence
         returned is not changed afterwards: a later sync makes a new one."""
+
+    def uids_later(self) -> tuple[int, Callable[[], Sequence[int]]]:
+        """How many UIDs `uids()` would return now, and a function returning
+        those very UIDs when called, even after the mailbox has changed.  (For
+        SELECT, which says how many there are and names none: a backend that
+        keeps its UIDs in a file can leave them there until asked.)"""
+        uids = self.uids()
+        return len(uids), lambda: uids
 
     @abc.abstractmethod
     def sync(self) -> SyncChanges:

@@ -148,6 +148,89 @@ def test_selected_view_shares_the_uids_until_either_side_changes(maildir):
     s.close()
 
 
+def test_a_warm_select_leaves_the_uids_in_the_index_file(maildir):
+    """SELECT says how many messages there are and names none: the UIDs
+    are read when a command first needs them."""
+    warm_inbox(maildir, 5)
+    s = open_store(maildir, use_inotify=False)
+    mb = s.open("INBOX")
+    view = SelectedView(mb, False)
+    assert len(view) == 5 and mb.recent_count() == 0 and mb.first_unseen_index() == 1
+    view.report_changes(True)  # (the sync after the command: nothing changed)
+    assert mb._uids_a is None
+    assert list(view.uids) == [1, 2, 3, 4, 5] and view.seq_of(4) == 4
+    view.close()
+    s.close()
+
+
+def test_a_view_that_has_not_read_its_uids_announces_what_changed_before(maildir):
+    """Another program deletes a message and delivers one before any command
+    needed the UIDs: the view still numbers the deletion from what it was
+    told at SELECT."""
+    warm_inbox(maildir, 5)
+    s = open_store(maildir, use_inotify=False)
+    mb = s.open("INBOX")
+    view = SelectedView(mb, False)
+    os.unlink(_file_of(maildir, 2))
+    deliver(maildir, msg(6))
+    out = view.report_changes(True)
+    assert out.startswith(b"* 2 EXPUNGE\r\n") and b"* 5 EXISTS\r\n" in out
+    assert list(view.uids) == [1, 3, 4, 5, 6] and list(mb.uids()) == [1, 3, 4, 5, 6]
+    view.close()
+    s.close()
+
+
+def test_a_promise_of_uids_holds_when_the_uids_are_lent_meanwhile(maildir):
+    warm_inbox(maildir, 3)
+    s = open_store(maildir, use_inotify=False)
+    mb = s.open("INBOX")
+    count, take = mb.uids_later()
+    assert count == 3 and list(mb.uids()) == [1, 2, 3]  # lent again, in full
+    deliver(maildir, msg(4))
+    assert mb.sync().added == [4] and list(mb.uids()) == [1, 2, 3, 4]
+    assert list(take()) == [1, 2, 3]  # as promised
+    mb.close()
+    s.close()
+
+
+def test_an_own_expunge_before_the_view_read_its_uids(maildir):
+    warm_inbox(maildir, 4)
+    s = open_store(maildir, use_inotify=False)
+    mb = s.open("INBOX")
+    view = SelectedView(mb, False)
+    mb.store_flags([3], "add", ["\\Deleted"])
+    assert mb.expunge() == [3]
+    assert view.report_changes(True).startswith(b"* 3 EXPUNGE\r\n")
+    assert list(view.uids) == [1, 2, 4] and len(view) == 3
+    view.close()
+    s.close()
+
+
+def test_uids_that_can_no_longer_be_read_fail_the_command_not_the_session(maildir):
+    """Only imapd writes imapd.index, by replacing it whole; should another
+    program cut it short under an open mailbox, the command that needs the
+    UIDs is refused with a code, and the next open rebuilds the index."""
+    import pytest
+
+    from imapd.store.base import StoreError
+
+    warm_inbox(maildir, 3)
+    s = open_store(maildir, use_inotify=False)
+    mb = s.open("INBOX")
+    view = SelectedView(mb, False)
+    os.truncate(os.path.join(maildir, idxmod.INDEX_NAME), 100)
+    with pytest.raises(StoreError) as caught:
+        view.seq_of(2)
+    assert caught.value.code == "UNAVAILABLE"
+    view.close()
+    s.close()
+    s = open_store(maildir, use_inotify=False)
+    mb = s.open("INBOX")
+    assert list(mb.uids()) == [1, 2, 3]
+    mb.close()
+    s.close()
+
+
 def _segment_offsets(path: str) -> dict[str, tuple[int, int]]:
     """(offset, length) of each segment of an imapd.index file."""
     with open(path, "rb") as fh:
@@ -198,8 +281,9 @@ def test_load_index_reads_every_column(maildir):
     try:
         d = idxmod.load_index(fd)
         assert d is not None and d.infos is None and len(d.info_ids) == 4
-        assert list(d.uids) == [1, 2, 3, 4]
+        assert d.uids is None and d.uid_ends == (1, 4)  # the first and the last: for SELECT
         assert d.wsize is None and d.fd >= 0  # read on demand, from this very file
+        assert list(d.uid_array()) == [1, 2, 3, 4] and d.fd >= 0
         wsize, mtime, modseq = d.meta()
         assert d.wsize is wsize and list(wsize) == sizes and list(mtime) == dates
         assert bytes(d.innew) == b"\0\0\0\0" and len(modseq) == 4
@@ -227,7 +311,7 @@ def test_index_keeps_names_that_are_not_ascii(tmp_path):
     try:
         idxmod.save_index(fd, d)
         e = idxmod.load_index(fd)
-        assert e is not None and list(e.uids) == list(range(1, n + 1))
+        assert e is not None and list(e.uid_array()) == list(range(1, n + 1))
         assert e.names() == names
         assert list(e.meta()[0]) == [5] * n and e.info_list() == ["2,S"] * n
         e.close()

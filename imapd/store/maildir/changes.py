@@ -59,7 +59,8 @@ def store_flags(self: MaildirMailbox, uids: Iterable[int], mode: str, flags: Ite
     todo = list(compress(positions, map(renamed.__contains__, picked)))
     if 1 in self._innew:
         todo = sorted(set(todo) | {p for p in positions if self._innew[p]})
-    result: dict[int, frozenset[str]] = dict(zip((self._uids[p] for p in positions), map(codec.flags, picked)))
+    uids = self._uids
+    result: dict[int, frozenset[str]] = dict(zip(map(uids.__getitem__, positions), map(codec.flags, picked)))
     del picked
     log = len(f.boxes) > 1
     ok = f.begin_own()
@@ -167,13 +168,14 @@ def _remove_positions(self: MaildirMailbox, positions: list[int], require_delete
     ok = f.begin_own()
     removed: list[int] = []
     retry: list[int] = []
+    uids = self._uids
     for p in positions:
         try:
             posix.unlink(self._filename(p), dir_fd=self._dirfd(p))
         except FileNotFoundError:
             retry.append(p)
             continue
-        removed.append(self._uids[p])
+        removed.append(uids[p])
     if retry:
         found = self._relocate()
         for p in retry:

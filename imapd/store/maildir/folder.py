@@ -34,7 +34,7 @@ from imapd.store.maildir.layout import O_DIR
 from imapd.store.maildir.uidlist import UidList, read_courier_uiddb
 
 if TYPE_CHECKING:
-    from typing import Iterator
+    from typing import Iterator, Sequence
 
     from imapd.store.maildir.dotlock import DotLock
     from imapd.store.maildir.store import MaildirStore
@@ -274,7 +274,10 @@ class MaildirFolder:
             ul.rewrite()
             return
         d = idxmod.load_index(self.fd)
+        uids: Sequence[int] = ()
         try:
+            if d is not None:
+                uids = d.uid_array()
             names = d.names() if d is not None else []
         except idxmod.IndexCorrupt:
             d = None
@@ -283,9 +286,9 @@ class MaildirFolder:
                 d.close()
         if d is not None and d.uidvalidity and not ul.uidvalidity:
             ul.uidvalidity = d.uidvalidity
-            n = max(d.uids[-1] + 1 if d.uids else 1, ul.next_uid)
+            n = max(uids[-1] + 1 if uids else 1, ul.next_uid)
             ul.next_uid = n
-            ul.set_records(list(d.uids), list(names))
+            ul.set_records(list(uids), list(names))
             ul.rewrite()
             return
         if not ul.uidvalidity:

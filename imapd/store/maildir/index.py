@@ -40,14 +40,14 @@ class IndexCorrupt(Exception):
 
 
 class IndexData(Record):
-    __slots__ = ('uidvalidity', 'highestmodseq', 'uidlist_ident', 'ul_spare', 'dirs', 'uids', 'bases', 'infos', 'info_ids', 'info_table', 'innew', 'wsize', 'mtime', 'modseq', 'fd', 'names_at', 'meta_at', 'count')
-    _defaults = {'uidvalidity': 0, 'highestmodseq': 1, 'uidlist_ident': None, 'ul_spare': -1, 'dirs': None, 'uids': lambda: array("I"), 'bases': list, 'infos': list, 'info_ids': None, 'info_table': list, 'innew': bytearray, 'wsize': lambda: array("q"), 'mtime': lambda: array("d"), 'modseq': lambda: array("Q"), 'fd': -1, 'names_at': None, 'meta_at': None, 'count': 0}
+    __slots__ = ('uidvalidity', 'highestmodseq', 'uidlist_ident', 'ul_spare', 'dirs', 'uids', 'bases', 'infos', 'info_ids', 'info_table', 'innew', 'wsize', 'mtime', 'modseq', 'fd', 'names_at', 'meta_at', 'uids_at', 'uid_ends', 'count')
+    _defaults = {'uidvalidity': 0, 'highestmodseq': 1, 'uidlist_ident': None, 'ul_spare': -1, 'dirs': None, 'uids': lambda: array("I"), 'bases': list, 'infos': list, 'info_ids': None, 'info_table': list, 'innew': bytearray, 'wsize': lambda: array("q"), 'mtime': lambda: array("d"), 'modseq': lambda: array("Q"), 'fd': -1, 'names_at': None, 'meta_at': None, 'uids_at': None, 'uid_ends': (), 'count': 0}
     uidvalidity: int
     highestmodseq: int
     uidlist_ident: tuple | None   # (dev, ino, size, mtime_ns)
     ul_spare: int                 # records of that uidlist with no file (-1: unknown)
     dirs: tuple | None            # (cur mtime_ns, new mtime_ns) if trusted
-    uids: array
+    uids: array | None            # None: still in the file (see uid_array)
     bases: list | None            # None: still the "name\\n" blob below
     infos: list | None            # None: still `info_ids` into `info_table` (see info_list)
     info_ids: array | bytearray | None  # per message, the position of its info suffix in info_table
@@ -56,9 +56,11 @@ class IndexData(Record):
     wsize: array | None           # None: still in the file (see meta)
     mtime: array | None
     modseq: array | None
-    fd: int                       # the index file, open until names and meta are read
+    fd: int                       # the index file, open until UIDs, names and meta are read
     names_at: tuple | None        # (offset, length, count) of the names in it
     meta_at: tuple | None         # (offset, count) of the sizes, dates and MODSEQs in it
+    uids_at: tuple | None         # (offset, count) of the UIDs in it
+    uid_ends: tuple               # (first UID, last UID), () if none: read with the header
     count: int                    # messages in the file (the arrays above may grow)
 
     def info_list(self) -> list:
@@ -110,6 +112,26 @@ class IndexData(Record):
             self.wsize, self.mtime, self.modseq = cols
         return self.wsize, self.mtime, self.modseq
 
+    def uid_array(self) -> array:
+        """The UIDs, read on first use: a SELECT answers from the count and
+        the first and last UID (`uid_ends`), and a session that names no
+        message never reads the 400 KB of 100,000."""
+        if self.uids is None:
+            where, self.uids_at = self.uids_at, None
+            if where is None or self.fd < 0:
+                raise IndexCorrupt("imapd.index: the UIDs are no longer readable")
+            at, n = where
+            uids = _zeros("I", n)
+            try:
+                ok = _read_into(self.fd, [uids], at)
+            except OSError:
+                ok = False
+            self._release()
+            if not ok:
+                raise IndexCorrupt("imapd.index: the UIDs cannot be read")
+            self.uids = uids
+        return self.uids
+
     def drop_names(self) -> None:
         """The names are not needed (the view has its own): release them."""
         self.names_at = None
@@ -117,12 +139,12 @@ class IndexData(Record):
 
     def _release(self) -> None:
         """Close the file once nothing more is to be read from it."""
-        if self.names_at is None and self.meta_at is None:
+        if self.names_at is None and self.meta_at is None and self.uids_at is None:
             self.close()
 
     def close(self) -> None:
         """Close the file; what was not read yet can no longer be."""
-        self.names_at = self.meta_at = None
+        self.names_at = self.meta_at = self.uids_at = None
         if self.fd >= 0:
             try:
                 posix.close(self.fd)
@@ -252,13 +274,15 @@ def load_index(dir_fd: int, names: bool = True) -> IndexData | None:
     Layout: one line "imapd-index <version> <byteorder> <header length>",
     a marshal'd header (segment lengths, the table of distinct info
     suffixes), then the raw segments.  They load with no per-message Python
-    work, read straight into their arrays: base names stay in the file until
-    someone needs a file name (`IndexData.names`), and info suffixes stay
-    small integers into the table (`IndexData.info_list`), sizes, dates and
-    MODSEQs are read when first asked for (`IndexData.meta`).  A warm SELECT
-    of 100,000 messages costs milliseconds.
+    work, read straight into their arrays: the UIDs stay in the file until a
+    command names a message (`IndexData.uid_array`; the first and the last
+    are read now), base names until someone needs a file name
+    (`IndexData.names`), and info suffixes stay small integers into the
+    table (`IndexData.info_list`), sizes, dates and MODSEQs are read when
+    first asked for (`IndexData.meta`).  A warm SELECT of 100,000 messages
+    costs milliseconds.
 
-    With `names` (the default) the result holds the file open until both
+    With `names` (the default) the result holds the file open until the
     lazy parts are read; a caller that may not read them calls `close()`.
     Without, everything is read now and the file is closed."""
     fd = _open_ro(dir_fd, INDEX_NAME)
@@ -291,7 +315,7 @@ def load_index(dir_fd: int, names: bool = True) -> IndexData | None:
             dirs=hdr["dirs"],
             count=n,
         )
-        d.uids = _zeros("I", n)
+        d.uids = None  # read on demand: IndexData.uid_array()
         d.bases = None  # read on demand: IndexData.names()
         # one byte per message (a handful of distinct suffixes, the rule): a
         # bytearray, which checks and searches in place (no copy as bytes)
@@ -303,9 +327,14 @@ def load_index(dir_fd: int, names: bool = True) -> IndexData | None:
         meta_at = rest_at + lens[2] + lens[3]
         if posix.fstat(fd).st_size < meta_at + 24 * n:
             return None  # truncated: found now, not when a command needs the sizes
-        # UIDs, info ids and the new/ flags in two reads (the names lie between)
-        if not (_read_into(fd, [d.uids], pos) and _read_into(fd, [ids, d.innew], rest_at)):
+        # info ids and the new/ flags in one read; of the UIDs, the first and the last
+        if not _read_into(fd, [ids, d.innew], rest_at):
             return None
+        if n:
+            first, last = posix.pread(fd, 4, pos), posix.pread(fd, 4, pos + 4 * (n - 1))
+            if len(first) != 4 or len(last) != 4:
+                return None
+            d.uid_ends = (int.from_bytes(first, sys.byteorder), int.from_bytes(last, sys.byteorder))
         intern = sys.intern
         table = [intern(x) for x in table]
         if type(ids) is bytearray:  # every id names an entry: nothing is left once they are deleted
@@ -322,8 +351,10 @@ def load_index(dir_fd: int, names: bool = True) -> IndexData | None:
         d.fd, fd = fd, -1
         d.names_at = (names_at, lens[1], n)
         d.meta_at = (meta_at, n)
+        d.uids_at = (pos, n)
         if not names:
             d.names_at = None
+            d.uid_array()
             d.meta()  # (closes the file)
         return d
     except (ValueError, TypeError, EOFError, KeyError, IndexError, AttributeError, OSError, OverflowError,

@@ -28,6 +28,7 @@ from imapd.store.base import (
     MailboxStatus,
     NoSuchMessage,
     ReadOnlyStore,
+    StoreError,
     SyncChanges,
 )
 from imapd.store.maildir import index as idxmod
@@ -124,6 +125,16 @@ def _changes() -> ModuleType:
     return changes
 
 
+class _Lend:
+    """What uids_later() promised: the UIDs as they were then (None while
+    they have not changed since and nobody has asked)."""
+
+    __slots__ = ("uids",)
+
+    def __init__(self) -> None:
+        self.uids: array | None = None
+
+
 class MaildirMailbox(Mailbox):
     def __init__(self, store: "MaildirStore", folder: MaildirFolder, name: str, readonly: bool) -> None:
         self.name = name
@@ -131,8 +142,9 @@ class MaildirMailbox(Mailbox):
         self._store = store
         self._f = folder
         self._closed = False
-        self._uids = array("I")
-        self._uids_lent: array | None = None  # the array uids() returned last
+        self._uids_a: array | None = array("I")  # None: still in the index file (see _uids)
+        self._uids_src: idxmod.IndexData | None = None
+        self._uids_lent: array | _Lend | None = None  # what uids() or uids_later() lent last
         self._hint = 0
         self._bases_list: list[str] | None = []
         self._names_src: idxmod.IndexData | None = None  # names not read yet (see _bases)
@@ -191,7 +203,7 @@ class MaildirMailbox(Mailbox):
             assert idx is not None
             # the index is the view as of this very uidlist: adopt it
             self._uidvalidity = idx.uidvalidity
-            self._uids = idx.uids
+            self._uids_a, self._uids_src = None, idx  # read when first used (see _uids)
             self._bases_list = idx.bases
             self._names_src = idx
             self._infos_list = None  # the index's compact ids until a list is needed
@@ -201,7 +213,7 @@ class MaildirMailbox(Mailbox):
             self._meta_src = idx  # sizes, dates, MODSEQs: read when first used
             self._wsize_a = self._mtime_a = self._modseq_a = None
             self._hms = idx.highestmodseq
-            self._max_seen = self._uids[-1] if len(self._uids) else 0
+            self._max_seen = idx.uid_ends[-1] if idx.uid_ends else 0
             self._synced_ul = idx.uidlist_ident
             self._ul_spare = idx.ul_spare
             t_ns = time.time_ns()
@@ -238,6 +250,7 @@ class MaildirMailbox(Mailbox):
                 idx.bases = []  # not needed to seed
                 idx.info_list()
                 try:
+                    idx.uid_array()
                     idx.meta()
                 except idxmod.IndexCorrupt:
                     idx = None  # no seed: sizes and dates are read again
@@ -247,12 +260,53 @@ class MaildirMailbox(Mailbox):
         del idx
         self._pending = SyncChanges()
         self._pending_flags.clear()
+        # (the first and the last UID are all that either needs)
+        ends = self._uid_ends()
         if not self.readonly:
-            self._claim_recent(self._uids, initial=True)
+            self._claim_recent(ends, initial=True)
         else:
-            self._peek_first_recent = f.peek_first_recent() if len(self._uids) else 0
+            self._peek_first_recent = f.peek_first_recent() if ends else 0
 
     # ============================================================ helpers
+    @property
+    def _uids(self) -> array:
+        """UIDs by position.  A warm open leaves them in the index file
+        (`_uids_src`) until first used: a SELECT answers from their count and
+        the first and last, and a session that names no message never reads
+        the 400 KB of 100,000 (nor takes their hundred page faults)."""
+        uids = self._uids_a
+        if uids is None:
+            src = self._uids_src
+            assert src is not None
+            try:
+                uids = src.uid_array()
+            except idxmod.IndexCorrupt:
+                raise StoreError("The mailbox index can no longer be read; select the mailbox again",
+                                 code="UNAVAILABLE") from None
+            self._uids_a, self._uids_src = uids, None
+        return uids
+
+    @_uids.setter
+    def _uids(self, uids: array) -> None:
+        self._settle_lend()
+        self._uids_a, self._uids_src = uids, None
+
+    def _uid_count(self) -> int:
+        return len(self._uids_a) if self._uids_a is not None else self._uids_src.count  # type: ignore[union-attr]
+
+    def _uid_ends(self) -> tuple[int, ...]:
+        """(first UID, last UID), or () for an empty view, without reading them all."""
+        uids = self._uids_a
+        if uids is None:
+            return self._uids_src.uid_ends  # type: ignore[union-attr]
+        return (uids[0], uids[-1]) if len(uids) else ()
+
+    def _settle_lend(self) -> None:
+        """Before the view's UIDs change: what uids_later() promised, as it is now."""
+        lent = self._uids_lent
+        if type(lent) is _Lend and lent.uids is None:
+            lent.uids = self._uids_lent = self._uids
+
     @property
     def _bases(self) -> list[str]:
         """Base names by position.  A warm open keeps them as the index's
@@ -329,7 +383,9 @@ class MaildirMailbox(Mailbox):
         return [by_uid.get(u, "") for u in self._uids]
 
     def _pos(self, uid: int) -> int:
-        uids = self._uids
+        uids = self._uids_a  # (once per message of a FETCH: not through the property unless unread)
+        if uids is None:
+            uids = self._uids
         h = self._hint
         try:
             if uids[h] == uid:
@@ -481,11 +537,27 @@ class MaildirMailbox(Mailbox):
         return self._hms
 
     def uids(self) -> Sequence[int]:
+        self._settle_lend()  # (a promise still open shares what it promised)
         self._uids_lent = self._uids  # (copied before it changes: _own_uids)
         return self._uids
 
+    def uids_later(self) -> tuple[int, Callable[[], Sequence[int]]]:
+        if self._uids_a is not None or type(self._uids_lent) is _Lend:
+            return super().uids_later()
+        lend = self._uids_lent = _Lend()
+
+        def take() -> Sequence[int]:
+            if lend.uids is None:  # (unchanged since: read them now)
+                lend.uids = self._uids
+                if self._uids_lent is lend:
+                    self._uids_lent = lend.uids
+            return lend.uids
+
+        return self._uid_count(), take
+
     def _own_uids(self) -> None:
         """Before changing `_uids` in place: a copy of it if it was lent."""
+        self._settle_lend()
         if self._uids is self._uids_lent:
             self._uids = self._uids[:]
 
@@ -507,6 +579,8 @@ class MaildirMailbox(Mailbox):
         if self.readonly:
             first = self._peek_first_recent
             return len(self._uids) - bisect_left(self._uids, first) if first else 0
+        if not self._recent:
+            return 0  # (the usual warm SELECT: its UIDs stay unread)
         uids = self._uids
         return sum(bisect_left(uids, hi) - bisect_left(uids, lo) for lo, hi in self._recent)
 
@@ -1149,7 +1223,7 @@ class MaildirMailbox(Mailbox):
             return
         self.checkpoint()
         self._closed = True
-        for src in (self._names_src, self._meta_src):
+        for src in (self._names_src, self._meta_src, self._uids_src):
             if src is not None:
                 src.close()
         self._names_src = self._meta_src = None

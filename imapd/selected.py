@@ -62,8 +62,9 @@ class SelectedView:
         return self.uids[seq - 1]
 
     def seq_of(self, uid: int) -> int | None:
-        i = bisect_left(self.uids, uid)
-        if i < len(self.uids) and self.uids[i] == uid:
+        uids = self.uids  # (a property now: once per call, not three times)
+        i = bisect_left(uids, uid)
+        if i < len(uids) and uids[i] == uid:
             return i + 1
         return None
 

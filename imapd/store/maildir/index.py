@@ -98,18 +98,7 @@ class IndexData(Record):
         from one that has replaced it since."""
         if self.wsize is None or self.mtime is None or self.modseq is None:
             where, self.meta_at = self.meta_at, None
-            if where is None or self.fd < 0:
-                raise IndexCorrupt("imapd.index: sizes, dates and MODSEQs are no longer readable")
-            at, n = where
-            cols = [_zeros("q", n), _zeros("d", n), _zeros("Q", n)]
-            try:
-                ok = _read_into(self.fd, cols, at)
-            except OSError:
-                ok = False
-            self._release()
-            if not ok:
-                raise IndexCorrupt("imapd.index: the sizes, dates and MODSEQs cannot be read")
-            self.wsize, self.mtime, self.modseq = cols
+            self.wsize, self.mtime, self.modseq = self._read_columns(where, "qdQ", "the sizes, dates and MODSEQs")
         return self.wsize, self.mtime, self.modseq
 
     def uid_array(self) -> array:
@@ -118,19 +107,25 @@ class IndexData(Record):
         message never reads the 400 KB of 100,000."""
         if self.uids is None:
             where, self.uids_at = self.uids_at, None
-            if where is None or self.fd < 0:
-                raise IndexCorrupt("imapd.index: the UIDs are no longer readable")
-            at, n = where
-            uids = _zeros("I", n)
-            try:
-                ok = _read_into(self.fd, [uids], at)
-            except OSError:
-                ok = False
-            self._release()
-            if not ok:
-                raise IndexCorrupt("imapd.index: the UIDs cannot be read")
-            self.uids = uids
+            self.uids, = self._read_columns(where, "I", "the UIDs")
         return self.uids
+
+    def _read_columns(self, where: tuple | None, typecodes: str, what: str) -> list[array]:
+        """The columns at `where` (offset, count), one per typecode, from the
+        file this index was loaded from; the file is closed once nothing
+        more is to be read from it (the caller has cleared its `*_at`)."""
+        if where is None or self.fd < 0:
+            raise IndexCorrupt(f"imapd.index: {what} are no longer readable")
+        at, n = where
+        cols = [_zeros(t, n) for t in typecodes]
+        try:
+            ok = _read_into(self.fd, cols, at)
+        except OSError:
+            ok = False
+        self._release()
+        if not ok:
+            raise IndexCorrupt(f"imapd.index: {what} cannot be read")
+        return cols
 
     def drop_names(self) -> None:
         """The names are not needed (the view has its own): release them."""

@@ -14,8 +14,13 @@ asks.  A later `import collections` loads the real package.  Where
 `collections` is loaded already, or the stand-in does not serve, this is a
 plain import.
 
-Modules on the way to a session's first command import `array` from here,
-and `at_first_call` for a C function they may not need.
+Even so, loading the C library costs 0.3 ms (its symbols bound one by one
+against the interpreter's), and a warm SELECT builds no array: the UIDs,
+sizes and dates stay in the index file.  So `array` is imported at the
+first `arrays.array` (a module attribute made on demand); the modules on the
+way to a session's first command use that, and `at_first_call` for a C
+function they may not need.  `from imapd.arrays import array` loads it at
+once, for modules that always use it.
 """
 
 import sys
@@ -47,9 +52,20 @@ def _import_without_collections() -> None:
             del modules["collections.abc"]
 
 
-_import_without_collections()
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from array import array
 
-from array import array  # noqa: E402
+
+def __getattr__(name: str) -> object:
+    """`array`, imported at its first use (PEP 562)."""
+    if name != "array":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    _import_without_collections()
+    from array import array
+
+    globals()["array"] = array
+    return array
 
 
 def at_first_call(module: str, name: str, namespace: dict) -> object:

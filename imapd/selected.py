@@ -8,9 +8,11 @@ so message sequence numbers always mean what the client thinks they mean.
 
 from __future__ import annotations
 
-from imapd.arrays import array, at_first_call
+from imapd import arrays
+from imapd.arrays import at_first_call
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
+    from array import array
     from typing import Sequence
 
 from .protocol import responses as R
@@ -45,8 +47,8 @@ class SelectedView:
         uids = self._uids
         if uids is None:
             got = self._take_uids()
-            self._uids_lent = isinstance(got, array) and got.typecode == "I"
-            uids = self._uids = got if self._uids_lent else array("I", got)
+            self._uids_lent = isinstance(got, arrays.array) and got.typecode == "I"
+            uids = self._uids = got if self._uids_lent else arrays.array("I", got)
             self._take_uids = None
         return uids
 
@@ -133,7 +135,7 @@ class SelectedView:
         out = bytearray()
         for shift, pos in enumerate(positions):
             out += b"* %d EXPUNGE\r\n" % (pos + 1 - shift)
-        self.uids = array("I", [u for u in self.uids if u not in gone])
+        self.uids = arrays.array("I", [u for u in self.uids if u not in gone])
         self._uids_lent = False
         self.pending_expunged = set()
         return bytes(out)

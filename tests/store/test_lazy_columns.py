@@ -177,6 +177,8 @@ def test_array_is_imported_without_collections():
     code = (
         "import sys\n"
         "import imapd.arrays\n"
+        "assert 'array' not in sys.modules  # (until first used)\n"
+        "assert imapd.arrays.array('I', [5])[0] == 5\n"
         "assert 'array' in sys.modules and 'collections' not in sys.modules\n"
         "assert 'collections.abc' not in sys.modules and '_collections_abc' not in sys.modules\n"
         "import array, collections, collections.abc\n"
@@ -186,7 +188,7 @@ def test_array_is_imported_without_collections():
     # where `os` loaded the abstract classes already, array registers as usual
     registered = (
         "import os, sys\n"
-        "import imapd.arrays\n"
+        "from imapd.arrays import array\n"
         "assert 'array' in sys.modules and 'collections' not in sys.modules\n"
         "import array, collections.abc\n"
         "assert isinstance(array.array('I'), collections.abc.MutableSequence)\n"
@@ -194,6 +196,16 @@ def test_array_is_imported_without_collections():
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     subprocess.run([sys.executable, "-S", "-c", registered], check=True, env={**os.environ, "PYTHONPATH": here})
     subprocess.run([sys.executable, "-S", "-c", code], check=True, env={**os.environ, "PYTHONPATH": here})
+
+
+def test_arrays_has_array_and_nothing_else_on_demand():
+    import array
+
+    from imapd import arrays
+
+    assert arrays.array is array.array
+    with pytest.raises(AttributeError):
+        arrays.vector  # noqa: B018 - only `array` is made on demand
 
 
 def test_at_first_call_puts_the_real_function_in_its_place():

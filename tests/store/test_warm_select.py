@@ -10,6 +10,7 @@ from __future__ import annotations
 import marshal
 import os
 import time
+from array import array
 
 from imapd.selected import SelectedView
 from imapd.store import open_store
@@ -304,8 +305,8 @@ def test_index_keeps_names_that_are_not_ascii(tmp_path):
     n = len(names)
     d = idxmod.IndexData(
         uidvalidity=7, highestmodseq=3, uidlist_ident=(1, 2, 3, 4), dirs=(5, 6),
-        uids=idxmod.array("I", range(1, n + 1)), bases=names, infos=["2,S"] * n, innew=bytearray(n),
-        wsize=idxmod.array("q", [5]) * n, mtime=idxmod.array("d", [1.5]) * n, modseq=idxmod.array("Q", [2]) * n,
+        uids=array("I", range(1, n + 1)), bases=names, infos=["2,S"] * n, innew=bytearray(n),
+        wsize=array("q", [5]) * n, mtime=array("d", [1.5]) * n, modseq=array("Q", [2]) * n,
     )
     fd = os.open(tmp_path, os.O_RDONLY)
     try:

@@ -21,11 +21,12 @@ from __future__ import annotations
 import marshal
 import posix
 import sys
-from imapd.arrays import array
+from imapd import arrays
 from imapd.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from array import array
     from typing import Iterable, Iterator
 
 INDEX_NAME = "imapd.index"
@@ -41,7 +42,7 @@ class IndexCorrupt(Exception):
 
 class IndexData(Record):
     __slots__ = ('uidvalidity', 'highestmodseq', 'uidlist_ident', 'ul_spare', 'dirs', 'uids', 'bases', 'infos', 'info_ids', 'info_table', 'innew', 'wsize', 'mtime', 'modseq', 'fd', 'names_at', 'meta_at', 'uids_at', 'uid_ends', 'count')
-    _defaults = {'uidvalidity': 0, 'highestmodseq': 1, 'uidlist_ident': None, 'ul_spare': -1, 'dirs': None, 'uids': lambda: array("I"), 'bases': list, 'infos': list, 'info_ids': None, 'info_table': list, 'innew': bytearray, 'wsize': lambda: array("q"), 'mtime': lambda: array("d"), 'modseq': lambda: array("Q"), 'fd': -1, 'names_at': None, 'meta_at': None, 'uids_at': None, 'uid_ends': (), 'count': 0}
+    _defaults = {'uidvalidity': 0, 'highestmodseq': 1, 'uidlist_ident': None, 'ul_spare': -1, 'dirs': None, 'uids': lambda: arrays.array("I"), 'bases': list, 'infos': list, 'info_ids': None, 'info_table': list, 'innew': bytearray, 'wsize': lambda: arrays.array("q"), 'mtime': lambda: arrays.array("d"), 'modseq': lambda: arrays.array("Q"), 'fd': -1, 'names_at': None, 'meta_at': None, 'uids_at': None, 'uid_ends': (), 'count': 0}
     uidvalidity: int
     highestmodseq: int
     uidlist_ident: tuple | None   # (dev, ino, size, mtime_ns)
@@ -208,7 +209,7 @@ def _open_ro(dir_fd: int, name: str) -> int | None:
 
 
 def _zeros(typecode: str, n: int) -> array:
-    return array(typecode, [0]) * n
+    return arrays.array(typecode, [0]) * n
 
 
 def _read_into(fd: int, buffers: list, offset: int) -> bool:
@@ -309,14 +310,16 @@ def load_index(dir_fd: int, names: bool = True) -> IndexData | None:
             ul_spare=hdr.get("spare", -1),
             dirs=hdr["dirs"],
             count=n,
+            uids=None,  # read on demand: IndexData.uid_array()
+            bases=None,  # read on demand: IndexData.names()
+            wsize=None,  # these three: IndexData.meta()
+            mtime=None,
+            modseq=None,
         )
-        d.uids = None  # read on demand: IndexData.uid_array()
-        d.bases = None  # read on demand: IndexData.names()
         # one byte per message (a handful of distinct suffixes, the rule): a
         # bytearray, which checks and searches in place (no copy as bytes)
         ids = bytearray(n) if hdr["idtype"] == "B" else _zeros(hdr["idtype"], n)
         d.innew = bytearray(n)
-        d.wsize = d.mtime = d.modseq = None  # read on demand: IndexData.meta()
         if [lens[0]] + lens[2:] != [4 * n, memoryview(ids).itemsize * n, n, 8 * n, 8 * n, 8 * n]:
             return None
         meta_at = rest_at + lens[2] + lens[3]
@@ -381,7 +384,7 @@ def save_index(dir_fd: int, d: IndexData) -> None:
     table = list(dict.fromkeys(d.infos))
     number = {info: k for k, info in enumerate(table)}
     idtype = "B" if len(table) <= 256 else ("H" if len(table) <= 65536 else "I")
-    ids = array(idtype, map(number.__getitem__, d.infos))
+    ids = arrays.array(idtype, map(number.__getitem__, d.infos))
     names = d.names()
     columns = [d.uids, None, ids, d.innew, d.wsize, d.mtime, d.modseq]
     lengths = [_names_length(names) if c is None else memoryview(c).nbytes for c in columns]

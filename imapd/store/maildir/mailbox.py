@@ -16,9 +16,11 @@ import posix
 import _stat  # (the C module behind `stat`: stat.py itself is one more file to find and run)
 import sys
 import time
-from imapd.arrays import array, at_first_call
+from imapd import arrays
+from imapd.arrays import at_first_call
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
+    from array import array
     from types import ModuleType
     from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
@@ -142,7 +144,9 @@ class MaildirMailbox(Mailbox):
         self._store = store
         self._f = folder
         self._closed = False
-        self._uids_a: array | None = array("I")  # None: still in the index file (see _uids)
+        # the columns by position: made by _open (a warm one leaves them in
+        # the index file: see _uids and _load_meta)
+        self._uids_a: array | None = None
         self._uids_src: idxmod.IndexData | None = None
         self._uids_lent: array | _Lend | None = None  # what uids() or uids_later() lent last
         self._hint = 0
@@ -153,9 +157,9 @@ class MaildirMailbox(Mailbox):
         self._info_table: list[str] = []
         self._innew = bytearray()
         self._meta_src: idxmod.IndexData | None = None  # columns not read yet (see _wsize)
-        self._wsize_a: array | None = array("q")
-        self._mtime_a: array | None = array("d")
-        self._modseq_a: array | None = array("Q")
+        self._wsize_a: array | None = None
+        self._mtime_a: array | None = None
+        self._modseq_a: array | None = None
         self._hms = 1
         self._uidvalidity = 0
         self._max_seen = 0
@@ -211,7 +215,6 @@ class MaildirMailbox(Mailbox):
             self._info_table = idx.info_table
             self._innew = idx.innew
             self._meta_src = idx  # sizes, dates, MODSEQs: read when first used
-            self._wsize_a = self._mtime_a = self._modseq_a = None
             self._hms = idx.highestmodseq
             self._max_seen = idx.uid_ends[-1] if idx.uid_ends else 0
             self._synced_ul = idx.uidlist_ident
@@ -245,6 +248,9 @@ class MaildirMailbox(Mailbox):
                     # so that the next open needs no readdir of 100,000 files
                     self._index_dirty = True
         else:
+            array = arrays.array
+            self._uids_a = array("I")
+            self._wsize_a, self._mtime_a, self._modseq_a = array("q"), array("d"), array("Q")
             if idx is not None:
                 self._hms = max(self._hms, idx.highestmodseq)
                 idx.bases = []  # not needed to seed
@@ -341,9 +347,9 @@ class MaildirMailbox(Mailbox):
                 # the file could not be read again: sizes and dates are
                 # looked up afresh; every message counts as changed now
                 n = src.count
-                self._wsize_a = array("q", [-1]) * n
-                self._mtime_a = array("d", [NO_TIME]) * n
-                self._modseq_a = array("Q", [self._hms]) * n
+                self._wsize_a = arrays.array("q", [-1]) * n
+                self._mtime_a = arrays.array("d", [NO_TIME]) * n
+                self._modseq_a = arrays.array("Q", [self._hms]) * n
                 self._index_dirty = True
         assert self._wsize_a is not None and self._mtime_a is not None and self._modseq_a is not None
         return self._wsize_a, self._mtime_a, self._modseq_a
@@ -608,7 +614,7 @@ class MaildirMailbox(Mailbox):
         if lo < 0 or lo + n > len(self._uids):
             return None
         view = self._uids
-        if lo == 0 and n == len(view) and isinstance(uids, array):
+        if lo == 0 and n == len(view) and isinstance(uids, arrays.array):
             same = view == uids
         else:
             same = view[lo : lo + n].tolist() == (uids if isinstance(uids, list) else list(uids))
@@ -617,7 +623,7 @@ class MaildirMailbox(Mailbox):
     def message_meta(self, uids: Iterable[int], size: bool, date: bool) -> Iterator[tuple | None]:
         flags = self._f.codec.flags
         infos, wsize, mtime, modseq = self._infos, self._wsize, self._mtime, self._modseq
-        if not isinstance(uids, (list, array)):
+        if not isinstance(uids, (list, arrays.array)):
             uids = list(uids)
         run = self._run_of(uids)
         if run is not None:
@@ -1000,13 +1006,13 @@ class MaildirMailbox(Mailbox):
         from itertools import compress
 
         removed = sorted(u for u, k in zip(self._uids, mask) if not k)
-        self._uids = array("I", compress(self._uids, mask))
+        self._uids = arrays.array("I", compress(self._uids, mask))
         self._bases = list(compress(self._bases, mask))
         self._infos = list(compress(self._infos, mask))
         self._innew = bytearray(compress(self._innew, mask))
-        self._wsize = array("q", compress(self._wsize, mask))
-        self._mtime = array("d", compress(self._mtime, mask))
-        self._modseq = array("Q", compress(self._modseq, mask))
+        self._wsize = arrays.array("q", compress(self._wsize, mask))
+        self._mtime = arrays.array("d", compress(self._mtime, mask))
+        self._modseq = arrays.array("Q", compress(self._modseq, mask))
         self._hint = 0
         changes.expunged = sorted(set(changes.expunged) | set(removed))
         self._pending_flags -= gone

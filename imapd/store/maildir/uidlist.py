@@ -29,9 +29,10 @@ version we read stays open (`_held`) until a newer one replaces it.
 from __future__ import annotations
 
 import posix
-from imapd.arrays import array
+from imapd import arrays
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; only the checker needs it
 if TYPE_CHECKING:
+    from array import array
     from types import ModuleType
 
 from imapd.store.base import StoreError
@@ -104,7 +105,7 @@ class UidList:
         self.next_uid = 1
         self.guid = ""
         self.hdr_extra: list[str] = []
-        self.uids = array("I")
+        self._uids: array | None = None  # (made at first use: see uids)
         self.bases: list[str] = []
         self.exts: list[str | None] = []
         self._by_base: dict[str, int] | None = None
@@ -115,6 +116,20 @@ class UidList:
         self.mtime_ns = 0
         self.broken = False        # something was skipped: rewrite on next change
         self.header_broken = False
+
+    @property
+    def uids(self) -> array:
+        """The records' UIDs, in file order.  Made at first use: learning the
+        header and the last UID (`refresh_tail`, all a warm SELECT asks) needs
+        no array, nor the C library behind it."""
+        uids = self._uids
+        if uids is None:
+            uids = self._uids = arrays.array("I")
+        return uids
+
+    @uids.setter
+    def uids(self, uids: array) -> None:
+        self._uids = uids
 
     # ------------------------------------------------------------- reading
     def stat(self) -> posix.stat_result | None:
@@ -198,13 +213,13 @@ class UidList:
         del pairs
         exts: list[str | None] | None = None
         try:
-            new_uids = array("I", map(int, heads))
+            new_uids = arrays.array("I", map(int, heads))
         except (ValueError, OverflowError):
             if self.version == 1:
                 return False
             try:
                 parts = [h.split(" ", 1) for h in heads]
-                new_uids = array("I", (int(p[0]) for p in parts))
+                new_uids = arrays.array("I", (int(p[0]) for p in parts))
                 exts = [p[1].strip() or None if len(p) > 1 else None for p in parts]
             except (ValueError, OverflowError):
                 return False
@@ -226,10 +241,10 @@ class UidList:
         return True
 
     def _parse_slow(self, lines: list[str], records: bool) -> None:
-        uids = self.uids
+        uids = self.uids if records else None
         bases = self.bases
         exts = self.exts
-        last = uids[-1] if (uids and records) else 0
+        last = uids[-1] if uids else 0
         v3 = self.version != 1
         for line in lines:
             if not line:

@@ -39,19 +39,55 @@ def _first_unseen_by_flags(mb) -> int:
     return next((u for u in mb.uids() if "\\Seen" not in mb.flags(u)), 0)
 
 
-def test_warm_open_keeps_the_compact_ids_and_finds_the_first_unseen(maildir):
+def test_warm_open_finds_the_first_unseen_in_the_index_header(maildir):
     warm_inbox(maildir, 6, unseen=(4, 6))
     s = open_store(maildir, use_inotify=False)
     mb = s.open("INBOX")
     assert mb._synced_dirs is not None  # adopted from the index
-    assert mb._infos_list is None and mb._info_ids is not None
+    assert mb._flags_src is not None and mb._info_ids is None  # the flags are still in the file
     assert _first_unseen_uid(mb) == 4
-    assert mb._infos_list is None  # answered from the ids, no list was built
-    assert _first_unseen_by_flags(mb) == 4  # (builds the list)
-    assert mb._infos_list is not None and mb._info_ids is None
+    assert mb._flags_src is not None  # answered from the header: nothing read
+    assert _first_unseen_by_flags(mb) == 4  # (reads the ids, builds the list)
+    assert mb._flags_src is None and mb._infos_list is not None and mb._info_ids is None
     assert _first_unseen_uid(mb) == 4
     mb.close()
     s.close()
+
+
+def _rewrite_header(path: str, change) -> None:
+    """Rewrite an imapd.index file with `change` applied to its header (a dict)."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    nl = data.index(b"\n")
+    magic, version, order, hlen = data[:nl].split(b" ")
+    hdr = marshal.loads(data[nl + 1 : nl + 1 + int(hlen)])
+    change(hdr)
+    new = marshal.dumps(hdr)
+    with open(path, "wb") as fh:
+        fh.write(b"%s %s %s %d\n" % (magic, version, order, len(new)) + new + data[nl + 1 + int(hlen):])
+
+
+def test_an_index_that_does_not_say_the_first_unseen_is_searched_for_it(maildir):
+    """An index written without the first unseen position (by imapd before
+    it kept one there): the info ids are read and searched, and no list
+    of every message's suffix is built; the index is written again, with it."""
+    warm_inbox(maildir, 6, unseen=(4, 6))
+    _rewrite_header(os.path.join(maildir, idxmod.INDEX_NAME), lambda hdr: hdr.pop("unseen"))
+    s = open_store(maildir, use_inotify=False)
+    mb = s.open("INBOX")
+    assert mb._synced_dirs is not None and mb._flags_src is not None
+    assert _first_unseen_uid(mb) == 4
+    assert mb._flags_src is None and mb._infos_list is None and mb._info_ids is not None
+    assert _first_unseen_by_flags(mb) == 4
+    mb.close()  # (writes the index again, with the position)
+    s.close()
+    fd = os.open(maildir, os.O_RDONLY)
+    try:
+        d = idxmod.load_index(fd)
+        assert d is not None and d.first_unseen == 3
+        d.close()
+    finally:
+        os.close(fd)
 
 
 def test_warm_open_with_every_message_seen(maildir):
@@ -248,6 +284,13 @@ def _segment_offsets(path: str) -> dict[str, tuple[int, int]]:
 
 
 def test_index_with_an_info_id_outside_its_table_is_rebuilt(maildir):
+    """The ids are checked when first read, not by every SELECT: the command
+    that needs the flags is refused with a code, the index is deleted, and
+    the next open rebuilds it from the file names."""
+    import pytest
+
+    from imapd.store.base import StoreError
+
     warm_inbox(maildir, 3)
     path = os.path.join(maildir, "imapd.index")
     at, ln = _segment_offsets(path)["infoids"]
@@ -257,9 +300,25 @@ def test_index_with_an_info_id_outside_its_table_is_rebuilt(maildir):
         fh.write(b"\xff")
     fd = os.open(maildir, os.O_RDONLY)
     try:
-        assert idxmod.load_index(fd) is None
+        d = idxmod.load_index(fd)
+        assert d is not None
+        with pytest.raises(idxmod.IndexCorrupt):
+            d.flag_columns()
+        d.close()
+        assert idxmod.load_index(fd, names=False) is None  # (reads everything now)
     finally:
         os.close(fd)
+    s = open_store(maildir, use_inotify=False)
+    mb = s.open("INBOX")
+    assert _first_unseen_uid(mb) == 2  # (from the header)
+    with pytest.raises(StoreError) as caught:
+        mb.flags(1)
+    assert caught.value.code == "UNAVAILABLE"
+    with pytest.raises(StoreError):
+        mb.flags(2)  # (and every later command on this view)
+    assert not os.path.exists(path)
+    mb.close()
+    s.close()
     s = open_store(maildir, use_inotify=False)
     mb = s.open("INBOX")
     assert list(mb.uids()) == [1, 2, 3]
@@ -281,13 +340,15 @@ def test_load_index_reads_every_column(maildir):
     fd = os.open(maildir, os.O_RDONLY)
     try:
         d = idxmod.load_index(fd)
-        assert d is not None and d.infos is None and len(d.info_ids) == 4
+        assert d is not None and d.infos is None and d.info_ids is None and d.innew is None
+        assert d.first_unseen == 1  # (message 2: warm_inbox leaves the others seen)
         assert d.uids is None and d.uid_ends == (1, 4)  # the first and the last: for SELECT
         assert d.wsize is None and d.fd >= 0  # read on demand, from this very file
         assert list(d.uid_array()) == [1, 2, 3, 4] and d.fd >= 0
         wsize, mtime, modseq = d.meta()
         assert d.wsize is wsize and list(wsize) == sizes and list(mtime) == dates
-        assert bytes(d.innew) == b"\0\0\0\0" and len(modseq) == 4
+        ids, innew = d.flag_columns()
+        assert bytes(innew) == b"\0\0\0\0" and len(ids) == 4 and len(modseq) == 4
         infos = d.info_list()
         assert d.infos is infos and d.info_ids is None
         assert ["S" in i for i in infos] == [f == {"\\Seen"} for f in flags]

@@ -155,7 +155,8 @@ class MaildirMailbox(Mailbox):
         self._infos_list: list[str] | None = []  # None: still _info_ids (see _infos)
         self._info_ids: array | bytearray | None = None
         self._info_table: list[str] = []
-        self._innew = bytearray()
+        self._innew_a = bytearray()
+        self._flags_src: idxmod.IndexData | None = None  # info ids and new/ flags not read yet (see _read_flags)
         self._meta_src: idxmod.IndexData | None = None  # columns not read yet (see _wsize)
         self._wsize_a: array | None = None
         self._mtime_a: array | None = None
@@ -211,9 +212,8 @@ class MaildirMailbox(Mailbox):
             self._bases_list = idx.bases
             self._names_src = idx
             self._infos_list = None  # the index's compact ids until a list is needed
-            self._info_ids = idx.info_ids
             self._info_table = idx.info_table
-            self._innew = idx.innew
+            self._flags_src = idx  # info ids, new/ flags: read when first used
             self._meta_src = idx  # sizes, dates, MODSEQs: read when first used
             self._hms = idx.highestmodseq
             self._max_seen = idx.uid_ends[-1] if idx.uid_ends else 0
@@ -254,8 +254,8 @@ class MaildirMailbox(Mailbox):
             if idx is not None:
                 self._hms = max(self._hms, idx.highestmodseq)
                 idx.bases = []  # not needed to seed
-                idx.info_list()
                 try:
+                    idx.info_list()
                     idx.uid_array()
                     idx.meta()
                 except idxmod.IndexCorrupt:
@@ -365,6 +365,8 @@ class MaildirMailbox(Mailbox):
         a command needs it: SELECT does not (see first_unseen_index)."""
         infos = self._infos_list
         if infos is None:
+            if self._flags_src is not None:
+                self._read_flags()
             ids, table = self._info_ids, self._info_table
             infos = self._infos_list = list(map(table.__getitem__, ids)) if ids is not None else []
             self._info_ids = None
@@ -372,8 +374,46 @@ class MaildirMailbox(Mailbox):
 
     @_infos.setter
     def _infos(self, infos: list[str]) -> None:
+        if self._flags_src is not None:
+            self._read_flags()  # (the new/ flags line up with the view before it changes)
         self._infos_list = infos
         self._info_ids = None
+
+    @property
+    def _innew(self) -> bytearray:
+        """By position, 1 if the file is in new/.  Left in the index file by a
+        warm open, as the info ids are (see _read_flags)."""
+        if self._flags_src is not None:
+            self._read_flags()
+        return self._innew_a
+
+    @_innew.setter
+    def _innew(self, innew: bytearray) -> None:
+        if self._flags_src is not None:
+            self._read_flags()
+        self._innew_a = innew
+
+    def _read_flags(self) -> None:
+        """The info ids and the new/ flags of the index a warm open adopted.
+        SELECT needs neither: UNSEEN is in the index's header, as of these
+        very columns (`first_unseen_index`).  An index found damaged only
+        now fails the command, and every later one on this view, with
+        UNAVAILABLE; it is deleted, so that the next open rebuilds it from
+        the directories (it is only a cache)."""
+        src = self._flags_src
+        assert src is not None
+        readable = src.fd >= 0  # (else the view was closed: nothing is wrong with the file)
+        try:
+            self._info_ids, self._innew_a = src.flag_columns()
+        except idxmod.IndexCorrupt:
+            if readable:
+                try:
+                    posix.unlink(idxmod.INDEX_NAME, dir_fd=self._f.fd)
+                except OSError:
+                    pass
+            raise StoreError("The mailbox index can no longer be read; select the mailbox again",
+                             code="UNAVAILABLE") from None
+        self._flags_src = None
 
     def _names_from_uidlist(self) -> list[str]:
         """Base names for the view's UIDs from dovecot-uidlist, when the
@@ -591,9 +631,15 @@ class MaildirMailbox(Mailbox):
         return sum(bisect_left(uids, hi) - bisect_left(uids, lo) for lo, hi in self._recent)
 
     def first_unseen_index(self) -> int:
+        src = self._flags_src
+        if src is not None and src.first_unseen is not None:
+            return src.first_unseen  # (the index's flags are unread, so unchanged since it was written)
         # few distinct info suffixes: decide per suffix, then find the first
         # position in C (compress/map), not with a Python loop per message
         flags = self._f.codec.flags
+        if src is not None:
+            self._read_flags()
+            self._index_dirty = True  # (written by an imapd that did not keep the position there: once more)
         ids = self._info_ids
         if self._infos_list is None and type(ids) is bytearray:
             # still the index's one byte per message: one memchr per unseen suffix
@@ -1210,6 +1256,7 @@ class MaildirMailbox(Mailbox):
                     wsize=self._wsize,
                     mtime=self._mtime,
                     modseq=self._modseq,
+                    first_unseen=self.first_unseen_index(),
                 )
                 idxmod.save_index(f.fd, d)
                 self._index_dirty = False
@@ -1229,7 +1276,7 @@ class MaildirMailbox(Mailbox):
             return
         self.checkpoint()
         self._closed = True
-        for src in (self._names_src, self._meta_src, self._uids_src):
+        for src in (self._names_src, self._meta_src, self._uids_src, self._flags_src):
             if src is not None:
                 src.close()
         self._names_src = self._meta_src = None

@@ -317,8 +317,10 @@ def test_index_with_an_info_id_outside_its_table_is_rebuilt(maildir):
     with pytest.raises(StoreError):
         mb.flags(2)  # (and every later command on this view)
     assert not os.path.exists(path)
-    mb.close()
+    mb._index_dirty = True  # (as any change would leave it)
+    mb.close()  # the index is not written from a view that cannot read its flags, and close succeeds
     s.close()
+    assert not os.path.exists(path)
     s = open_store(maildir, use_inotify=False)
     mb = s.open("INBOX")
     assert list(mb.uids()) == [1, 2, 3]

@@ -1268,8 +1268,10 @@ class MaildirMailbox(Mailbox):
                     except OSError:
                         pass
                 col.flush(self._uids, final=True)
-        except OSError:
-            pass  # only a cache: never fail the session for it
+        except (OSError, StoreError):
+            # only a cache: never fail the session for it (StoreError: the
+            # columns of a damaged index the view had not read yet)
+            pass
 
     def close(self) -> None:
         if self._closed:

@@ -84,24 +84,14 @@ class IndexData(Record):
         Every id must name an entry of the table, or IndexCorrupt."""
         if self.innew is None:
             where, self.flags_at = self.flags_at, None
-            if where is None or self.fd < 0:
-                raise IndexCorrupt("imapd.index: the flags are no longer readable")
-            at, n, idtype = where
-            # (a bytearray, which checks and searches in place: no copy as bytes)
-            ids = bytearray(n) if idtype == "B" else _zeros(idtype, n)
-            innew = bytearray(n)
-            try:
-                ok = _read_into(self.fd, [ids, innew], at)
-            except OSError:
-                ok = False
-            self._release()
-            if ok:
-                if type(ids) is bytearray:  # every id names an entry: nothing is left once they are deleted
-                    ok = not ids.translate(None, bytes(range(len(self.info_table))))
-                else:
-                    ok = not ids or max(ids) < len(self.info_table)
-            if not ok:
-                raise IndexCorrupt("imapd.index: the flags cannot be read")
+            idtype = where[2] if where is not None else "B"
+            ids, innew = self._read_columns(where and where[:2], idtype + "B", "the flags")
+            if type(ids) is bytearray:  # every id names an entry: nothing is left once they are deleted
+                bad = bool(ids.translate(None, bytes(range(len(self.info_table)))))
+            else:
+                bad = bool(ids) and max(ids) >= len(self.info_table)
+            if bad:
+                raise IndexCorrupt("imapd.index: a flag id names no entry of the table")
             self.info_ids, self.innew = ids, innew
         return self.info_ids, self.innew
 
@@ -143,14 +133,16 @@ class IndexData(Record):
             self.uids, = self._read_columns(where, "I", "the UIDs")
         return self.uids
 
-    def _read_columns(self, where: tuple | None, typecodes: str, what: str) -> list[array]:
+    def _read_columns(self, where: tuple | None, typecodes: str, what: str) -> list:
         """The columns at `where` (offset, count), one per typecode, from the
         file this index was loaded from; the file is closed once nothing
-        more is to be read from it (the caller has cleared its `*_at`)."""
+        more is to be read from it (the caller has cleared its `*_at`).  A
+        column of bytes ("B") is a bytearray, which checks and searches in
+        place (no copy as bytes); the others are arrays."""
         if where is None or self.fd < 0:
             raise IndexCorrupt(f"imapd.index: {what} are no longer readable")
         at, n = where
-        cols = [_zeros(t, n) for t in typecodes]
+        cols = [bytearray(n) if t == "B" else _zeros(t, n) for t in typecodes]
         try:
             ok = _read_into(self.fd, cols, at)
         except OSError:

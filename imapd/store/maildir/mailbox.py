@@ -127,6 +127,12 @@ def _changes() -> ModuleType:
     return changes
 
 
+def _index_unreadable() -> StoreError:
+    """What a command gets when a column the view left in imapd.index turns
+    out damaged (or cut short by another program) when first read."""
+    return StoreError("The mailbox index can no longer be read; select the mailbox again", code="UNAVAILABLE")
+
+
 class _Lend:
     """What uids_later() promised: the UIDs as they were then (None while
     they have not changed since and nobody has asked)."""
@@ -287,8 +293,7 @@ class MaildirMailbox(Mailbox):
             try:
                 uids = src.uid_array()
             except idxmod.IndexCorrupt:
-                raise StoreError("The mailbox index can no longer be read; select the mailbox again",
-                                 code="UNAVAILABLE") from None
+                raise _index_unreadable() from None
             self._uids_a, self._uids_src = uids, None
         return uids
 
@@ -411,8 +416,7 @@ class MaildirMailbox(Mailbox):
                     posix.unlink(idxmod.INDEX_NAME, dir_fd=self._f.fd)
                 except OSError:
                     pass
-            raise StoreError("The mailbox index can no longer be read; select the mailbox again",
-                             code="UNAVAILABLE") from None
+            raise _index_unreadable() from None
         self._flags_src = None
 
     def _names_from_uidlist(self) -> list[str]:

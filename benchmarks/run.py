@@ -47,6 +47,7 @@ from benchmarks.servers import (
     clone_maildir,
     make_snapshot,
     remove_tree,
+    server_python,
     settle,
 )
 
@@ -290,7 +291,8 @@ def render_problems(results: dict[str, dict[str, list[Sample]]]) -> str:
 
 # ---------------------------------------------------------------- the run
 
-def machine() -> dict[str, Any]:
+def machine(python: str, python_version: str) -> dict[str, Any]:
+    """The machine, and the interpreter imapd ran on."""
     model = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -302,7 +304,7 @@ def machine() -> dict[str, Any]:
     except (OSError, StopIteration):
         mem_gb = 0.0
     return {"cpu": model, "cores": os.cpu_count(), "memory_gb": round(mem_gb, 1), "kernel": platform.release(),
-            "python": platform.python_version()}
+            "python": python_version, "python_path": python}
 
 
 def make_servers(a: argparse.Namespace, run_dir: Path, ident: Identity, snapshot: Path | None) -> list[Server]:
@@ -346,7 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = out / f"run-{n}"
     run_dir.mkdir(exist_ok=True)
     os.chmod(run_dir, 0o755)
-    snapshot = make_snapshot(a.imapd_src.resolve(), run_dir / "imapd-snapshot")
+    python, python_version = server_python(ident)
+    if python != os.path.realpath(sys.executable):
+        log(f"imapd runs on {python} (Python {python_version}): user {ident.name} cannot run {sys.executable}")
+    snapshot = make_snapshot(a.imapd_src.resolve(), run_dir / "imapd-snapshot", python)
     servers = make_servers(a, run_dir, ident, snapshot)
     names = [s.name for s in servers]
     for s in servers:
@@ -396,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     meta: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python benchmarks/run.py " + shlex.join(sys.argv[1:] if argv is None else argv),
-        "machine": machine(),
+        "machine": machine(python, python_version),
         "versions": {s.name: s.version() for s in servers},
         "corpus": manifest.__dict__,
         "options": opts.__dict__,
@@ -404,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(total, 1),
     }
     header = (f"{n:,} messages ({manifest.total_bytes / 1e6:,.0f} MB), {meta['date']}, "
-              f"{meta['machine']['cores']} cores ({meta['machine']['cpu']}), Python {meta['machine']['python']}; "
+              f"{meta['machine']['cores']} cores ({meta['machine']['cpu']}), Python {meta['machine']['python']} ({meta['machine']['python_path']}); "
               + "; ".join(meta["versions"].values()))
     text = f"{header}\n\n{table}\n\nBytes received and peak memory (largest session of each scenario):\n\n{details}\n"
     if problems:

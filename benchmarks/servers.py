@@ -9,7 +9,6 @@ with `wait4`; its peak resident memory is read from /proc just before LOGOUT.
 
 from __future__ import annotations
 
-import compileall
 import fcntl
 import os
 import pwd
@@ -52,6 +51,35 @@ def bench_identity(name: str = BENCH_USER) -> Identity:
                         "--shell", "/usr/sbin/nologin", "--user-group", name], check=True)
         pw = pwd.getpwnam(name)
     return Identity(pw.pw_name, pw.pw_uid, pw.pw_gid)
+
+
+def server_python(ident: Identity) -> tuple[str, str]:
+    """(path, version) of the interpreter imapd runs on: the one running the
+    benchmark if the benchmark user can run it, else the first Python 3.11 or
+    later on the system path that they can.  (An interpreter under a private
+    home directory, a pyenv or venv one of root's, is out of the benchmark
+    user's reach: imapd's launcher would then quietly fall back to `python3` on
+    the path, and the start-up baseline would not run at all.)"""
+    own = os.path.realpath(sys.executable)
+    candidates = [own]
+    for name in (f"python{sys.version_info[0]}.{sys.version_info[1]}", "python3"):
+        found = shutil.which(name, path="/usr/local/bin:/usr/bin:/bin")
+        if found and os.path.realpath(found) not in candidates:
+            candidates.append(os.path.realpath(found))
+    for exe in candidates:
+        try:
+            probe = subprocess.run([exe, "-S", "-c", "import sys; print(*sys.version_info[:3], sep='.')"],
+                                   capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"},
+                                   cwd="/", user=ident.uid if ident.switch else None,
+                                   group=ident.gid if ident.switch else None,
+                                   extra_groups=[] if ident.switch else None)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        version = probe.stdout.strip()
+        if probe.returncode == 0 and tuple(map(int, version.split("."))) >= (3, 11):
+            return exe, version
+    raise SystemExit(f"user {ident.name} can run none of {', '.join(candidates)} (Python 3.11 or later): "
+                     "make one reachable (a private home directory hides the interpreter) or run from another")
 
 
 @dataclass
@@ -300,16 +328,17 @@ class Imapd(Server):
         return f"imapd {version} ({(self.snapshot / 'SOURCE').read_text().strip()})"
 
 
-def make_snapshot(source: Path, dest: Path) -> Path:
-    """Copy imapd/ and bin/imapd from a checkout into `dest`, with a python3 link, compiled
-    (.pyc files, and imapd's start-up code cache as `imapd --compile` writes it)."""
+def make_snapshot(source: Path, dest: Path, python: str) -> Path:
+    """Copy imapd/ and bin/imapd from a checkout into `dest`, with a python3 link to
+    `python`, compiled by it (.pyc files, and imapd's start-up code cache as
+    `imapd --compile` writes it)."""
     if dest.exists():
         shutil.rmtree(dest)
     (dest / "bin").mkdir(parents=True)
     shutil.copytree(source / "imapd", dest / "lib" / "imapd", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(source / "bin" / "imapd", dest / "bin" / "imapd")
-    os.symlink(os.path.realpath(sys.executable), dest / "bin" / "python3")
-    compileall.compile_dir(str(dest / "lib"), quiet=1)
+    os.symlink(python, dest / "bin" / "python3")
+    subprocess.run([python, "-m", "compileall", "-q", str(dest / "lib")], stdout=subprocess.DEVNULL, check=True)
     subprocess.run([str(dest / "bin" / "imapd"), "--compile"], env={"PYTHONPATH": str(dest / "lib")},
                    stdout=subprocess.DEVNULL, check=True)
     describe = "unknown revision"

@@ -54,6 +54,11 @@ from benchmarks.servers import (
 HERE = Path(__file__).resolve().parent
 PHASES = ("start", "cold", "warm", "write", "idle")
 MEMORY_TARGET_MB = 64.0
+# The issue sets the targets that compare the two servers for this corpus size
+# (APPEND's "10× faster", say, stands for Dovecot rescanning 100,000 names per
+# message); at other sizes the table shows those ratios without a verdict.
+TARGET_MESSAGES = 100_000
+RELATIVE_KINDS = ("ratio", "throughput", "faster")
 
 
 def log(text: str) -> None:
@@ -154,7 +159,8 @@ def fmt_summary(sm: dict[str, float] | None, unit: str, errors: list[str]) -> st
     return text
 
 
-def build_rows(results: dict[str, dict[str, list[Sample]]], servers: list[str], opts: Options) -> list[dict[str, Any]]:
+def build_rows(results: dict[str, dict[str, list[Sample]]], servers: list[str], opts: Options,
+               messages: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     baseline = None
     if "startup" in results and "imapd" in results["startup"]:
@@ -173,13 +179,15 @@ def build_rows(results: dict[str, dict[str, list[Sample]]], servers: list[str], 
                 row[name + "_notes"] = [s.notes.get("mismatch") for s in samples if s.notes.get("mismatch")]
             if all(row.get(n) is None for n in servers) and not any(row.get(n + "_errors") for n in servers):
                 continue
-            evaluate(row, metric, baseline)
+            evaluate(row, metric, baseline, judged=messages == TARGET_MESSAGES)
             rows.append(row)
     rows.extend(memory_rows(results, servers))
     return rows
 
 
-def evaluate(row: dict[str, Any], metric: Metric, baseline: dict[str, float] | None) -> None:
+def evaluate(row: dict[str, Any], metric: Metric, baseline: dict[str, float] | None, judged: bool = True) -> None:
+    """Fill in the row's ratio, target and verdict; a target comparing the two
+    servers is judged only when `judged` (the corpus is the size it is set for)."""
     im, dc = row.get("imapd"), row.get("dovecot")
     row["ratio"] = im["median"] / dc["median"] if im and dc and dc["median"] else None
     t = metric.target
@@ -187,6 +195,9 @@ def evaluate(row: dict[str, Any], metric: Metric, baseline: dict[str, float] | N
     row["pass"] = None
     row["verdict"] = ""
     if t is None or im is None:
+        return
+    if t.kind in RELATIVE_KINDS and not judged:
+        row["target"] += f" (at {TARGET_MESSAGES:,})"
         return
     x = im["median"]
     if t.kind == "baseline" and baseline:
@@ -394,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"  ({time.monotonic() - t:.1f} s)")
     total = time.monotonic() - started
 
-    rows = build_rows(results, names, opts)
+    rows = build_rows(results, names, opts, n)
     table = render_table(rows, names)
     details = render_details(results, names)
     problems = render_problems(results)
@@ -411,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"{n:,} messages ({manifest.total_bytes / 1e6:,.0f} MB), {meta['date']}, "
               f"{meta['machine']['cores']} cores ({meta['machine']['cpu']}), Python {meta['machine']['python']} ({meta['machine']['python_path']}); "
               + "; ".join(meta["versions"].values()))
+    if n != TARGET_MESSAGES:
+        table += (f"\n\nThe targets comparing imapd with Dovecot are set for {TARGET_MESSAGES:,} messages: "
+                  f"at {n:,} the table gives the ratios without a verdict.")
     text = f"{header}\n\n{table}\n\nBytes received and peak memory (largest session of each scenario):\n\n{details}\n"
     if problems:
         text += f"\nProblems:\n\n{problems}\n"

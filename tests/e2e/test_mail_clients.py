@@ -7,6 +7,8 @@ imapd as its tunnel command (the ssh deployment), greeted `* PREAUTH`.
   against fresh imapd processes also check that UIDs stay stable.
 - offlineimap, through its `preauthtunnel`, the same both ways.
 - fetchmail downloads new mail through its `plugin` and marks it read.
+- mutt, driven through a terminal (pexpect), with its `tunnel`: reads,
+  flags, copies and deletes, and sees a delivery while the mailbox is open.
 """
 
 from __future__ import annotations
@@ -298,5 +300,73 @@ def test_offlineimap_syncs_both_ways_with_imapds_uids(tmp_path):
         assert "\\Seen" in inbox[lf(message(1, "Inbox message 1"))]
         assert "\\Seen" not in inbox[lf(message(2, "Inbox message 2"))]
         assert work == {lf(message(3, "Work message")), lf(message(4, "Filed locally"))}
+    finally:
+        remove_maildir(remote)
+
+
+def wait_for_files(directory: str, count: int, timeout: float = 20.0) -> list[str]:
+    """The message files of a Maildir folder once there are `count` of them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        names = os.listdir(os.path.join(directory, "cur")) + os.listdir(os.path.join(directory, "new"))
+        if len(names) == count or time.monotonic() > deadline:
+            return names
+        time.sleep(0.1)
+
+
+def test_mutt_reads_flags_copies_deletes_and_sees_new_mail(tmp_path):
+    import pexpect
+
+    mutt = require_tool("mutt")
+    user = mail_user()
+    remote = make_maildir(user, folders=(".Work",))
+    try:
+        for n in (1, 2):
+            deliver(remote, message(n, f"Subject number {n}"), user)
+        rc = tmp_path / "muttrc"
+        rc.write_text(
+            f'set tunnel="{tunnel_command(remote)}"\n'
+            'set folder="imap://imapd/"\n'
+            'set spoolfile="+INBOX"\n'
+            "set imap_idle=yes\n"
+            "set timeout=1\n"  # (how often the index looks for news)
+            "set mail_check=1\n"
+            "set sort=date\n"
+            "set resolve=no\n"  # (the cursor stays on a message just flagged)
+            "set move=no\n"
+            "set confirmappend=no\n"
+            "set mark_old=no\n"
+        )
+        child = pexpect.spawn(mutt, ["-n", "-F", str(rc)], timeout=20, encoding="utf-8", dimensions=(30, 120),
+                              env={**os.environ, "TERM": "vt100", "HOME": str(tmp_path), "LANG": "C.UTF-8"})
+        try:
+            child.expect("Subject number 2")
+            deliver(remote, message(3, "Arrived while open"), user)
+            child.expect("Arrived while open")
+            child.send("1\r")  # the first message ...
+            child.send("\r")  # ... read
+            child.expect("Body of message 1")
+            child.send("q")  # back to the index
+            child.send("F")  # flagged
+            child.send("C")  # copied to Work
+            child.expect("Copy to mailbox")
+            child.send("=Work\r")
+            copies = wait_for_files(os.path.join(remote, ".Work"), 1)
+            child.send("2\r")
+            child.send("d")  # the second one deleted ...
+            child.send("q")
+            child.expect("Purge")
+            child.send("y")  # ... and expunged as mutt leaves
+            child.expect(pexpect.EOF)
+        finally:
+            child.close(force=True)
+
+        assert len(copies) == 1
+        work = os.path.join(remote, ".Work", "cur", copies[0])
+        assert open(work, "rb").read() == message(1, "Subject number 1")
+        assert copies[0].endswith(":2,FS")
+        inbox = {open(os.path.join(remote, "cur", name), "rb").read(): name.partition(":2,")[2]
+                 for name in wait_for_files(remote, 2)}
+        assert inbox == {message(1, "Subject number 1"): "FS", message(3, "Arrived while open"): ""}
     finally:
         remove_maildir(remote)

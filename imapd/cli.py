@@ -316,7 +316,8 @@ def serve(args: Args) -> int:
         def store_opener(_user: object) -> object:
             from .store import open_store
 
-            return open_store(maildir, kind=kind, create=kind != "readonly", use_inotify=use_inotify)
+            return open_store(maildir, kind=kind, create=kind != "readonly", use_inotify=use_inotify,
+                              special_use=cfg.mail.special_use)
     else:
         login_backend = _login_backend(cfg, peer.address)
 
@@ -332,7 +333,7 @@ def serve(args: Args) -> int:
             from .store import open_store
 
             return open_store(account.mail_location, kind=kind, create=kind != "readonly",  # type: ignore[attr-defined]
-                              use_inotify=use_inotify)
+                              use_inotify=use_inotify, special_use=cfg.mail.special_use)
 
     from .session import Session, run
 

@@ -55,6 +55,25 @@ def _referrals(v: Any) -> str | None:
     return None
 
 
+# RFC 6154's mailbox attributes, and RFC 8457's \Important.
+SPECIAL_USE_ATTRIBUTES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Important", "\\Junk",
+                          "\\Sent", "\\Trash")
+# The mailboxes LIST marks for clients that look for them (Thunderbird, K-9,
+# Apple Mail...): Dovecot's default configuration names the same ones.
+DEFAULT_SPECIAL_USE = {"Drafts": "\\Drafts", "Sent": "\\Sent", "Sent Messages": "\\Sent", "Trash": "\\Trash",
+                       "Junk": "\\Junk", "Archive": "\\Archive"}
+
+
+def _special_use(v: Any) -> str | None:
+    for name, attributes in v.items():
+        if not isinstance(attributes, str) or not attributes.split():
+            return f"the attributes of {name!r} must be a string such as '\\Sent'"
+        for attribute in attributes.split():
+            if attribute not in SPECIAL_USE_ATTRIBUTES:
+                return f"{attribute} (for {name!r}) is not one of {' '.join(SPECIAL_USE_ATTRIBUTES)}"
+    return None
+
+
 Number = (int, float)
 SCHEMA: "dict[str, dict[str, tuple[Any, Any, Callable[[Any], str | None] | None]]]" = {
     "server": {
@@ -95,6 +114,7 @@ SCHEMA: "dict[str, dict[str, tuple[Any, Any, Callable[[Any], str | None] | None]
     "mail": {
         "store": (str, "maildir", _one_of("maildir", "readonly", "flat", "inbox-only")),
         "fetch_helper": (bool, True, None),
+        "special_use": (dict, DEFAULT_SPECIAL_USE, _special_use),
     },
     "idle": {
         "keepalive": (Number, 120, _positive),

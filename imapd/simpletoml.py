@@ -5,7 +5,7 @@ Every connection reads the config file before its greeting, and `tomllib`
 brings `re`, `typing`, `datetime` and `string` with it: several milliseconds
 a connection.  A config file is `[section]` headers and `key = value` lines
 whose values are plain strings, integers, decimal floats, booleans, and
-one-line arrays of strings or empty tables.  `parse` reads exactly that and
+one-line arrays of strings or inline tables of strings.  `parse` reads exactly that and
 returns None for anything else -- an escape, a dotted key, a date, a
 duplicate key, a syntax error -- and the caller then hands the text to
 `tomllib`, which stays the authority on TOML (and on its error messages).
@@ -86,8 +86,7 @@ def _value(s: str) -> tuple[object, str] | None:
                 return None
         return items, s[1:]
     if c == "{":
-        s = s[1:].lstrip(_WS)
-        return ({}, s[1:]) if s.startswith("}") else None
+        return _inline_table(s[1:].lstrip(_WS))
     word, _, after = s.partition("#")
     word = word.rstrip(_WS)
     rest = s[len(word):]
@@ -97,6 +96,45 @@ def _value(s: str) -> tuple[object, str] | None:
         return False, rest
     number = _number(word)
     return None if number is None else (number, rest)
+
+
+def _inline_table(s: str) -> tuple[dict[str, object], str] | None:
+    """`{ key = "string", ... }` after its brace: keys bare or quoted, values
+    strings (what a config's tables hold), and what follows the closing brace."""
+    table: dict[str, object] = {}
+    if s.startswith("}"):
+        return table, s[1:]
+    while True:
+        if not s:
+            return None
+        if s[0] in "\"'":
+            got = _string(s)
+            if got is None:
+                return None
+            key, s = got
+        else:
+            n = 0
+            while n < len(s) and s[n] in _BARE:
+                n += 1
+            key, s = s[:n], s[n:]
+            if not key:
+                return None
+        s = s.lstrip(_WS)
+        if not s.startswith("="):
+            return None
+        s = s[1:].lstrip(_WS)
+        if not s or s[0] not in "\"'" or key in table:
+            return None
+        got = _string(s)
+        if got is None:
+            return None
+        table[key] = got[0]
+        s = got[1].lstrip(_WS)
+        if s.startswith("}"):
+            return table, s[1:]
+        if not s.startswith(","):
+            return None
+        s = s[1:].lstrip(_WS)
 
 
 def parse(text: str) -> dict[str, object] | None:

@@ -16,6 +16,7 @@ def open_store(
     use_inotify: bool = True,
     use_index: bool = True,
     lock_timeout: float = 30.0,
+    special_use: dict[str, str] | None = None,
 ) -> Store:
     """Open a user's mail store.
 
@@ -25,9 +26,11 @@ def open_store(
     missing.  use_inotify=False: watch_fds() returns [] and the caller polls.
     use_index=False: never read or write imapd's own cache files.
     lock_timeout: seconds to wait for dovecot-uidlist.lock before [INUSE].
+    special_use: mailbox name -> its RFC 6154 attributes ("\\Sent"), space-separated.
     """
     from imapd.store.maildir.store import MaildirStore
 
     return MaildirStore(
-        root, kind, create, use_inotify=use_inotify, use_index=use_index, lock_timeout=lock_timeout
+        root, kind, create, use_inotify=use_inotify, use_index=use_index, lock_timeout=lock_timeout,
+        special_use=special_use,
     )

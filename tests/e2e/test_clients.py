@@ -7,11 +7,13 @@ commands end to end, checking what they read against the files on disk.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import imaplib
 import os
 import shlex
 import time
+from collections.abc import Iterator
 
 import pytest
 from imapclient import IMAPClient
@@ -55,6 +57,13 @@ def maildir():
 @pytest.fixture
 def tcp_port(maildir):
     """imapd behind socat on a loopback port, one process per connection (like inetd)."""
+    with listening(tunnel_command(maildir)) as port:
+        yield port
+
+
+@contextlib.contextmanager
+def listening(command: str) -> Iterator[int]:
+    """A loopback port where socat runs `command` for each connection."""
     import shutil
     import signal
     import socket
@@ -72,7 +81,7 @@ def tcp_port(maildir):
     s.close()
     fd, script = tempfile.mkstemp(suffix=".sh", dir="/tmp")
     with os.fdopen(fd, "w") as f:
-        f.write("#!/bin/sh\nexec " + tunnel_command(maildir) + "\n")
+        f.write("#!/bin/sh\nexec " + command + "\n")
     os.chmod(script, 0o755)
     server = subprocess.Popen([socat, f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork", f"EXEC:{script},nofork"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -82,10 +91,12 @@ def tcp_port(maildir):
             break
         except OSError:
             time.sleep(0.1)
-    yield port
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(5)
-    os.unlink(script)
+    try:
+        yield port
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(5)
+        os.unlink(script)
 
 
 @pytest.fixture

@@ -43,6 +43,8 @@ def test_the_sample_config_is_read_without_tomllib():
     "[a]\nk = true#comment right after the value\nl = false\n",
     "[a]\nunicode = \"caf\u00e9 \u2603\"\n# comment \u00e9\n",
     "[a-b_c]\nkey-with_dash = \"x\"\n",
+    "[mail]\nspecial_use = { Drafts = '\\Drafts', \"Sent Messages\" = '\\Sent', 'q'=\"r\" }  # c\n",
+    "[a]\nt = {x='y',z-1 = \"w\"}\nu = { \"\" = '' }\n",
 ])
 def test_plain_documents_match_tomllib(text):
     assert parse(text) == tomllib.loads(text)
@@ -62,6 +64,9 @@ def test_plain_documents_match_tomllib(text):
     "[a]\nx = [1, 2]\n",
     "[a]\nx = [\n  \"multi-line\",\n]\n",
     "[a]\nx = { y = 1 }\n",
+    "[a]\nx = { y.z = 'w' }\n",
+    "[a]\nx = { \"t\\tab\" = 'w' }\n",
+    "[a]\nx = { y = { z = 'w' } }\n",
     "[[a]]\nx = 1\n",
     "[a]\ns = \"\"\"multi\nline\"\"\"\n",
     "\ufeff[a]\nx = 1\n",
@@ -79,6 +84,11 @@ def test_plain_documents_match_tomllib(text):
     "[a]\nx = [\"a\" \"b\"]\n",
     "[a]\nx = [,]\n",
     "[a]\nx = {}}\n",
+    "[a]\nx = { y = 'w', }\n",
+    "[a]\nx = { y = 'w', y = 'v' }\n",
+    "[a]\nx = { y = 'w' z = 'v' }\n",
+    "[a]\nx = { = 'w' }\n",
+    "[a]\nx = { y = 'w'\n",
     "[a\nx = 1\n",
     "[]\n",
     "[a]\n= 1\n",
@@ -96,7 +106,7 @@ def test_everything_else_is_left_to_tomllib(text):
 _PIECES = [
     "[a]", "[b]", "[ a ]", "[a.b]", "[[a]]", "x", "y", "x-1", "=", " = ", "\"s\"", "'s'", "\"\"", "''",
     "\"a\\tb\"", "1", "-1", "+1", "0", "01", "1.5", "1.", "1e2", "true", "false", "[]", "[\"a\", 'b']",
-    "[\"a\",]", "{}", "{ }", "{x=1}", "#", "# c", " ", "\t", "\n", "\r\n", "\r", ",", "]", "[", "\"", "'",
+    "[\"a\",]", "{}", "{ }", "{x=1}", "{", "}", "{x='y'}", "{ 'k' = \"v\", y = '' }", "#", "# c", " ", "\t", "\n", "\r\n", "\r", ",", "]", "[", "\"", "'",
     "\u00e9", "\x01", "2024-01-01",
 ]
 
@@ -116,6 +126,7 @@ def test_line_shaped_fuzz_never_disagrees_with_tomllib():
     rng = random.Random(7)
     keys = ["x", "y", "z-1", "a.b", "\"q\""]
     values = ["1", "-2", "0.5", "true", "false", "\"s\"", "'l'", "[]", "[\"a\", 'b',]", "{}", "01", "1.",
+              "{ x = 'y' }", "{x='y',\"k k\"=\"v\"}",
               "\"a\" # c", "[\"a\"", "x", "\"\\n\""]
     headers = ["[a]", "[b]", "[ a ]", "[a.b]", "[[c]]", "[]"]
     answered = 0

@@ -91,8 +91,10 @@ def list_mailboxes(self: MaildirStore) -> list[MailboxInfo]:
                 parents.add(p)
                 if p not in sel:
                     sel[p] = False
+    special = self.special_use
+    none: frozenset[str] = frozenset()
     return [
-        MailboxInfo(name=nm, selectable=s, has_children=nm in parents)
+        MailboxInfo(name=nm, selectable=s, has_children=nm in parents, special_use=special.get(nm, none))
         for nm, s in sorted(sel.items(), key=lambda x: (x[0] != INBOX, x[0]))
     ]
 

@@ -55,7 +55,9 @@ class MaildirStore(Store):
     "flat" (no hierarchy: delimiter None), "inbox-only" (only INBOX).
     `use_inotify=False` makes watch_fds() return [] (polling fallback);
     `use_index=False` never reads or writes imapd's own cache files;
-    `lock_timeout` bounds the wait for dovecot-uidlist.lock (seconds).
+    `lock_timeout` bounds the wait for dovecot-uidlist.lock (seconds);
+    `special_use` maps mailbox names to the RFC 6154 attributes LIST gives
+    them (a space-separated string: "\\Sent").
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class MaildirStore(Store):
         use_inotify: bool = True,
         use_index: bool = True,
         lock_timeout: float = 30.0,
+        special_use: dict[str, str] | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError("unknown store kind %r" % kind)
@@ -76,6 +79,7 @@ class MaildirStore(Store):
         self.use_inotify = use_inotify
         self.use_index = use_index and not self.readonly
         self.lock_timeout = lock_timeout
+        self.special_use = {name: frozenset(attributes.split()) for name, attributes in (special_use or {}).items()}
         self._counter = 0  # (names this process made: _next_number)
         self._host = layout.hostname()
         self._folders: dict[str, MaildirFolder] = {}

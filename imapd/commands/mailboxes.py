@@ -30,8 +30,30 @@ def create(session: Any, cmd: MailboxCommand) -> Result:
         raise CommandError("Invalid mailbox name", "CANNOT")
     if name == "INBOX":
         raise CommandError("INBOX always exists", "ALREADYEXISTS")
+    _check_create_params(session, name, cmd.params)
     session.store.create(name)
     return ok("CREATE completed")
+
+
+def _check_create_params(session: Any, name: str, params: list[Any]) -> None:
+    """RFC 4466 CREATE parameters: only RFC 6154's USE, and only with the
+    attributes the configuration already gives `name` (imapd keeps special
+    use in its configuration, not per mailbox, so it does not announce
+    CREATE-SPECIAL-USE).  Anything else is refused before a mailbox is made."""
+    i = 0
+    while i < len(params):
+        param = params[i]
+        if isinstance(param, str) and param.upper() == "USE" and i + 1 < len(params) \
+                and isinstance(params[i + 1], list):
+            wanted = {str(a).lower() for a in params[i + 1]}
+            configured = {a.lower() for a in session.config.mail.special_use.get(name, "").split()}
+            if wanted and wanted != configured:
+                raise CommandError("Special-use attributes come from the server's configuration "
+                                   "([mail] special_use)", "USEATTR")
+            i += 2
+            continue
+        raise CommandError(f"Unknown CREATE parameter {param if isinstance(param, str) else '(...)'}",
+                           status="BAD")
 
 
 def delete(session: Any, cmd: MailboxCommand) -> Result:

@@ -15,6 +15,10 @@ from .names import from_wire
 
 
 def select(session: Any, cmd: MailboxCommand) -> Iterator[bytes]:
+    if cmd.params:  # (RFC 4466 select parameters: imapd announces none, CONDSTORE among them)
+        first = cmd.params[0]
+        raise CommandError(f"Unknown {cmd.name} parameter {first if isinstance(first, str) else '(...)'}",
+                           status="BAD")
     readonly = cmd.name == "EXAMINE" or session.store.readonly
     name = from_wire(session, cmd.mailbox)
     # RFC 3501: a failed SELECT leaves no mailbox selected

@@ -68,6 +68,15 @@ def test_bad_commands_get_precise_bad_and_session_continues(user, maildir):
         assert c.command("NOOP")[-1].startswith(b"t5 OK")
 
 
+def test_select_parameters_imapd_does_not_announce_are_refused(user, maildir):
+    """RFC 4466: SELECT (CONDSTORE) from a client that did not look at the
+    capabilities gets BAD, not a SELECT without what it asked for."""
+    with ImapPipe(["--maildir", maildir], user) as c:
+        assert c.command(b"SELECT INBOX (CONDSTORE)")[-1] == b"t1 BAD Unknown SELECT parameter CONDSTORE"
+        assert c.command(b"EXAMINE INBOX ((x))")[-1] == b"t2 BAD Unknown EXAMINE parameter (...)"
+        assert c.command(b"SELECT INBOX")[-1].endswith(b"OK [READ-WRITE] SELECT completed")
+
+
 def test_synchronizing_literal_gets_continuation(user, maildir):
     with ImapPipe(["--maildir", maildir], user) as c:
         c.send(b"a1 ID (\"name\" {6}\r\n")

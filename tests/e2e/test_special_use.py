@@ -76,3 +76,17 @@ def test_check_config_rejects_a_bad_table(table, problem):
     finally:
         os.unlink(cfg)
     assert out.returncode == 1 and problem in out.stdout, out.stdout
+
+
+def test_create_with_use_takes_only_what_the_configuration_gives(maildir):
+    with ImapPipe(["--maildir", maildir], mail_user()) as c:
+        # the configured use: created (RFC 6154 section 3)
+        assert c.command(b"CREATE Junk (USE (\\Junk))")[-1].endswith(b"OK CREATE completed")
+        # another one: refused with USEATTR, and no mailbox is made
+        refused = c.command(b"CREATE Archive2 (USE (\\Archive))")[-1]
+        assert b" NO [USEATTR] " in refused
+        assert c.command(b"CREATE Other (FOO bar)")[-1].endswith(b"BAD Unknown CREATE parameter FOO")
+        listed = list_attributes(c.command(b'LIST "" "*"'))
+    assert listed["Junk"] == "\\HasNoChildren \\Junk"
+    assert "Archive2" not in listed and "Other" not in listed
+    assert not os.path.exists(os.path.join(maildir, ".Archive2"))

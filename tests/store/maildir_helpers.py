@@ -27,6 +27,15 @@ def cur_files(root: str) -> list[str]:
     return sorted(os.listdir(os.path.join(root, "cur")))
 
 
+def cur_files_by_uid(root: str) -> list[str]:
+    """The files in cur/ in UID order, as dovecot-uidlist numbers them.  (A
+    plain sort of the names is not that order: `.M999P` sorts after `.M1000P`.)"""
+    with open(os.path.join(root, "dovecot-uidlist")) as f:
+        records = [line.split(":", 1)[1] for line in f.read().splitlines()[1:]]
+    files = {name.partition(":")[0]: name for name in os.listdir(os.path.join(root, "cur"))}
+    return [files[base] for base in records if base in files]
+
+
 def append(store, name: str, data: bytes, flags=(), date=None):
     return store.append(name, io.BytesIO(data), flags, date)
 

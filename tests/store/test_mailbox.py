@@ -7,7 +7,7 @@ import pytest
 from imapd.store import open_store
 from imapd.store.base import NoSuchMailbox, NoSuchMessage, OverQuota, ReadOnlyStore
 
-from maildir_helpers import append, cur_files, deliver, msg, warm_inbox
+from maildir_helpers import append, cur_files, cur_files_by_uid, deliver, msg, warm_inbox
 
 
 
@@ -403,7 +403,7 @@ def test_warm_open_uses_index(store, maildir):
     mb = s.open("INBOX")
     assert mb._synced_dirs is not None  # warm: no readdir was needed
     assert list(mb.uids()) == [1, 2, 3]
-    os.unlink(os.path.join(maildir, "cur", cur_files(maildir)[0]))
+    os.unlink(os.path.join(maildir, "cur", cur_files_by_uid(maildir)[0]))
     assert mb.sync().expunged == [1]
     mb.close()
     s.close()

@@ -16,7 +16,7 @@ from imapd.selected import SelectedView
 from imapd.store import open_store
 from imapd.store.maildir import index as idxmod
 
-from maildir_helpers import cur_files, deliver, msg, warm_inbox
+from maildir_helpers import cur_files_by_uid, deliver, msg, warm_inbox
 
 
 
@@ -143,7 +143,7 @@ def test_first_unseen_after_changes_by_other_programs(maildir):
     mb = s.open("INBOX")
     assert mb._infos_list is None
     # a mail client marks message 2 seen by renaming its file, another deletes 3
-    names = cur_files(maildir)
+    names = cur_files_by_uid(maildir)
     os.rename(os.path.join(maildir, "cur", names[1]), os.path.join(maildir, "cur", names[1] + "S"))
     os.unlink(os.path.join(maildir, "cur", names[2]))
     changes = mb.sync()
@@ -354,7 +354,7 @@ def test_load_index_reads_every_column(maildir):
         infos = d.info_list()
         assert d.infos is infos and d.info_ids is None
         assert ["S" in i for i in infos] == [f == {"\\Seen"} for f in flags]
-        assert d.names() == [n.partition(":")[0] for n in cur_files(maildir)]
+        assert d.names() == [n.partition(":")[0] for n in cur_files_by_uid(maildir)]
     finally:
         d.close()
         os.close(fd)

@@ -5,8 +5,8 @@ Every connection reads the config file before its greeting, and `tomllib`
 brings `re`, `typing`, `datetime` and `string` with it: several milliseconds
 a connection.  A config file is `[section]` headers and `key = value` lines
 whose values are plain strings, integers, decimal floats, booleans, and
-one-line arrays of strings or inline tables of strings.  `parse` reads exactly that and
-returns None for anything else -- an escape, a dotted key, a date, a
+one-line arrays or inline tables of strings.  `parse` reads exactly that
+and returns None for anything else -- an escape, a dotted key, a date, a
 duplicate key, a syntax error -- and the caller then hands the text to
 `tomllib`, which stays the authority on TOML (and on its error messages).
 Where `parse` answers, its answer is what `tomllib.loads` gives.

@@ -10,7 +10,7 @@ from ..protocol.update_syntax import CopyMove
 from ..protocol.seqset import compress_numbers
 from ..store.base import NoSuchMailbox
 from . import CommandError, Result, ok
-from .fetch import resolve_messages
+from .messages import resolve_messages
 from .names import from_wire
 
 

@@ -16,47 +16,10 @@ from ..protocol import responses as R
 from ..protocol.fetch_syntax import Fetch, FetchItem, Section
 from ..store.base import NoSuchMessage
 from . import CommandError, Result, ok
+from .messages import resolve_columns, resolve_messages
 
 STREAM_THRESHOLD = 1 << 20  # whole messages larger than this are streamed
 CHUNK = 256 * 1024
-
-
-def resolve_messages(session: Any, seqset: Any, uid: bool) -> list[tuple[int, int]]:
-    """(seq, uid) pairs for a sequence set, `$` included; BAD for invalid numbers."""
-    view = session.selected
-    if seqset.saved:
-        saved = set(session.search_result)
-        return [(seq, u) for seq, u in enumerate(view.uids, 1) if u in saved]
-    if not view.uids:
-        return []  # `1:*` on an empty mailbox: nothing to do, not an error clients expect
-    try:
-        return view.resolve(seqset, uid)
-    except ValueError as e:
-        raise CommandError(f"Invalid message sequence number: {e}", status="BAD") from None
-
-
-def resolve_columns(session: Any, seqset: Any, uid: bool) -> tuple[Any, list[int]]:
-    """`resolve_messages` as two columns: an iterable of sequence numbers and
-    the list of UIDs (no (seq, uid) tuple per message: FETCH 1:* of 100,000
-    messages would spend 10 MB on them)."""
-    from itertools import chain
-
-    view = session.selected
-    if seqset.saved or not view.uids:
-        pairs = resolve_messages(session, seqset, uid)
-        return [s for s, _ in pairs], [u for _, u in pairs]
-    try:
-        runs = view.resolve_runs(seqset, uid)
-    except ValueError as e:
-        raise CommandError(f"Invalid message sequence number: {e}", status="BAD") from None
-    uids = view.uids
-    if len(runs) == 1:
-        lo, hi = runs[0]
-        return range(lo + 1, hi + 1), uids[lo:hi]
-    picked: list[int] = []
-    for lo, hi in runs:
-        picked.extend(uids[lo:hi])
-    return chain.from_iterable(range(lo + 1, hi + 1) for lo, hi in runs), picked
 
 
 class MessageData:

@@ -10,7 +10,7 @@ from ..protocol import responses as R
 from ..protocol.update_syntax import Store
 from ..store.base import SYSTEM_FLAGS
 from . import CommandError, Result, ok
-from .fetch import resolve_columns
+from .messages import resolve_columns
 
 _CANONICAL = {f.lower(): f for f in SYSTEM_FLAGS}
 

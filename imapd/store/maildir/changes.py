@@ -51,8 +51,8 @@ def store_flags(self: MaildirMailbox, uids: Iterable[int], mode: str, flags: Ite
     infos = self._infos
     picked = infos[lo : lo + len(positions)] if isinstance(positions, range) else [infos[p] for p in positions]
     renamed: set[str] = set()
-    for info in set(picked):
-        old = codec.flags(info)
+    old_flags = {info: codec.flags(info) for info in set(picked)}
+    for info, old in old_flags.items():
         new = want if mode == "set" else (old | want if mode == "add" else old - want)
         if new != old and codec.build_info(info, new) != info:
             renamed.add(info)
@@ -60,8 +60,10 @@ def store_flags(self: MaildirMailbox, uids: Iterable[int], mode: str, flags: Ite
     if 1 in self._innew:
         todo = sorted(set(todo) | {p for p in positions if self._innew[p]})
     uids = self._uids
-    result: dict[int, frozenset[str]] = dict(zip(map(uids.__getitem__, positions), map(codec.flags, picked)))
-    del picked
+    # (flags by suffix looked up in C: a Python call per message was most of
+    # STORE 1:* +FLAGS.SILENT (\Seen) on a mailbox of 10,000 mostly seen)
+    result: dict[int, frozenset[str]] = dict(zip(map(uids.__getitem__, positions), map(old_flags.__getitem__, picked)))
+    del picked, old_flags
     log = len(f.boxes) > 1
     ok = f.begin_own()
     changed = 0

@@ -428,10 +428,10 @@ SCENARIOS: list[Scenario] = [
 def fill_page_cache(maildir: Path) -> None:
     """Read every message file of the corpus, so that the session that follows
     finds them in the kernel's page cache.  Every server's copy links these
-    same files.  (Some VMs give the page cache back to the host steadily, 5 to 10
-    MB/s measured on the one the README's table comes from: the first session over
-    2.5 GB of mail after a few minutes of other scenarios read part of it from
-    disk, 14 s where the others took 4.)"""
+    same files.  (Some VMs give the page cache back to the host steadily: 5
+    to 10 MB/s on the one the README's table comes from, where the first
+    session over 2.5 GB of mail after a few minutes of other scenarios read
+    part of it from disk, 14 s where the others took 4.)"""
     buffer = bytearray(1 << 20)
     for sub in ("cur", "new"):
         with os.scandir(maildir / sub) as entries:

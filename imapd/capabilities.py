@@ -10,12 +10,17 @@ from __future__ import annotations
 BASE = (
     "IMAP4rev1", "LITERAL+", "SASL-IR", "LOGIN-REFERRALS", "ID", "ENABLE", "IDLE", "NAMESPACE",
     "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "ESEARCH", "SEARCHRES", "BINARY", "STATUS=SIZE",
-    "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE",
+    "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "WITHIN",
 )
 
 
-def capabilities(authenticated: bool, tls_available: bool, tls_active: bool, plaintext_allowed: bool) -> list[str]:
+def capabilities(authenticated: bool, tls_available: bool, tls_active: bool, plaintext_allowed: bool,
+                 append_limit: int) -> list[str]:
+    """`append_limit`: the largest message APPEND takes, in every mailbox
+    alike (RFC 7889 APPENDLIMIT=n: a client can refuse a larger one itself
+    instead of sending it first)."""
     caps = list(BASE)
+    caps.append(f"APPENDLIMIT={append_limit}")
     if not authenticated:
         if tls_available and not tls_active:
             caps.append("STARTTLS")

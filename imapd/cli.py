@@ -272,7 +272,7 @@ def serve(args: Args) -> int:
     if not as_root:
         user_name = user_name or _own_user_name()
         if not args.tls:
-            caps = capabilities(True, cfg.tls_configured, False, True)
+            caps = capabilities(True, cfg.tls_configured, False, True, cfg.limits.append_size)
             try:
                 _write_all(1, greeting(True, user_name, caps))
             except OSError:

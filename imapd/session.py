@@ -93,7 +93,7 @@ class Session:
     def capabilities(self) -> list[str]:
         """Capabilities that are really enabled in this state and configuration."""
         return capabilities(self.state != states.NOT_AUTHENTICATED, self.tls_available, self.tls_active,
-                            self.plaintext_login_allowed())
+                            self.plaintext_login_allowed(), self.config.limits.append_size)
 
     def plaintext_login_allowed(self) -> bool:
         return self.tls_active or self.secure_channel or bool(self.config.auth.allow_plaintext)

@@ -173,11 +173,11 @@ def compile_key(key: tuple, charset: str, session: Any, largest_seq: int) -> Mat
             return d is not None and compare(d, day)
 
         return sent
-    if kind in ("OLDER", "YOUNGER"):
-        seconds = key[1]
+    if kind in ("OLDER", "YOUNGER"):  # RFC 5032 WITHIN: the same moment for every message
+        cutoff = time.time() - key[1]
         if kind == "OLDER":
-            return lambda c: time.time() - c.mailbox.internal_date(c.uid) >= seconds
-        return lambda c: time.time() - c.mailbox.internal_date(c.uid) <= seconds
+            return lambda c: c.mailbox.internal_date(c.uid) <= cutoff
+        return lambda c: c.mailbox.internal_date(c.uid) >= cutoff
     if kind == "HEADER":
         field = key[1]
         needle = _charset_decode(key[2], charset).casefold()

@@ -46,6 +46,28 @@ def test_preauth_greeting_and_capability(user, maildir):
         assert c.proc.wait(5) == 0
 
 
+def test_appendlimit_and_within_are_announced_and_kept(user, maildir):
+    """RFC 7889 APPENDLIMIT carries [limits] append_size; RFC 5032 WITHIN's
+    YOUNGER and OLDER go by the internal date."""
+    now = time.time()
+    for age in (60, 3 * 86400):  # a minute old, three days old
+        path = deliver(maildir, b"Subject: aged %d\r\n\r\nbody\r\n" % age, user)
+        os.utime(path, (now - age, now - age))
+    cfg = config_file("[limits]\nappend_size = 5000\n")
+    try:
+        with ImapPipe(["--config", cfg, "--maildir", maildir], user) as c:
+            assert b" WITHIN " in c.greeting and b" APPENDLIMIT=5000" in c.greeting
+            assert b" APPENDLIMIT=5000" in c.command("CAPABILITY")[0]
+            assert c.command("STATUS INBOX (APPENDLIMIT)")[0] == b"* STATUS INBOX (APPENDLIMIT 5000)"
+            assert c.command(b"APPEND INBOX {5001}")[-1].startswith(b"t3 NO [TOOBIG] ")
+            c.command("SELECT INBOX")
+            assert c.command("SEARCH YOUNGER 3600")[0] == b"* SEARCH 1"
+            assert c.command("SEARCH OLDER 86400")[0] == b"* SEARCH 2"
+            assert c.command("SEARCH YOUNGER 10")[0] == b"* SEARCH"
+    finally:
+        os.unlink(cfg)
+
+
 def test_preauth_greeting_names_the_user_from_the_environment(user, maildir):
     """$USER (else $LOGNAME) names the user, as ssh, login and systemd set
     them; with neither, the password database's name for the uid does."""

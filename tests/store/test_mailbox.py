@@ -208,6 +208,33 @@ def test_append_does_not_rescan(store, maildir):
     assert "unnumbered" not in text
 
 
+@pytest.mark.parametrize("how", ["append", "copy"])
+def test_the_first_uidlist_numbers_the_messages_already_there_first(store, maildir, how):
+    """A folder no IMAP server has opened (mail moved in from elsewhere):
+    the APPEND or COPY that makes its uidlist numbers what is already in
+    cur/ and new/ first, in Maildir order, as Dovecot does, and gets the
+    next UID itself."""
+    store.create("Old")
+    folder = os.path.join(maildir, ".Old")
+    for n, (name, sub) in enumerate([("1600000002.M2P1.host:2,S", "cur"), ("1600000001.M1P1.host:2,", "cur"),
+                                     ("1600000003.M3P1.host", "new")], 1):
+        deliver(folder, msg(n), name=name, sub=sub)
+    assert not os.path.exists(os.path.join(folder, "dovecot-uidlist"))
+    if how == "append":
+        uid = append(store, "Old", msg(4)).uid
+    else:
+        append(store, "INBOX", msg(4))
+        inbox = store.open("INBOX")
+        uid = inbox.copy_to([1], "Old").dest_uids[0]
+        inbox.close()
+    assert uid == 4
+    mb = store.open("Old")
+    assert list(mb.uids()) == [1, 2, 3, 4]
+    assert [mb.read(u).split(b"\r\n")[1] for u in (1, 2, 3, 4)] == \
+        [b"Subject: test 2", b"Subject: test 1", b"Subject: test 3", b"Subject: test 4"]
+    mb.close()
+
+
 def test_append_into_selected_mailbox_reported_by_sync(store):
     mb = store.open("INBOX")
     r = append(store, "INBOX", msg(1))

@@ -293,8 +293,23 @@ class MaildirFolder:
             return
         if not ul.uidvalidity:
             ul.uidvalidity = self.store.new_uidvalidity()
-        ul.set_records([], [])
+        # A new list numbers the messages already here, in Maildir order,
+        # before the APPEND or COPY that asked for it adds its own (as
+        # Dovecot does): else a first APPEND into a folder that no IMAP
+        # server had opened yet would put the newest message first.
+        bases = self._present_bases()
+        ul.set_records(list(range(1, len(bases) + 1)), bases)
         ul.rewrite()
+
+    def _present_bases(self) -> list[str]:
+        """The base names of the messages in cur/ and new/, in Maildir order."""
+        from imapd.store.maildir.resync import _scan_dir, _sort_maildir_names
+
+        present = set(_scan_dir(self.cur_fd)[0])
+        present.update(_scan_dir(self.new_fd)[0])
+        bases = list(present)
+        _sort_maildir_names(bases)
+        return bases
 
     def read_uidvalidity(self) -> int:
         """UIDVALIDITY without loading every record (header only)."""

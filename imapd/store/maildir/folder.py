@@ -241,10 +241,13 @@ class MaildirFolder:
             self.log_base += cut
 
     # ---------------------------------------------------------- uidlist
-    def ensure_uidlist(self) -> None:
+    def ensure_uidlist(self, number_present: bool = False) -> None:
         """Make sure a usable uidlist exists (lock held): import Courier's
         courierimapuiddb, or rebuild from our index, before inventing a new
-        UIDVALIDITY — a list is only "lost" when nothing remembers it."""
+        UIDVALIDITY — a list is only "lost" when nothing remembers it.
+        `number_present`: a new list numbers the messages already in cur/
+        and new/ (APPEND and COPY, which list nothing themselves; a sync
+        numbers what its own listing found)."""
         ul = self.uidlist
         ul.refresh_tail()
         if ul.version == 3 and ul.uidvalidity and not ul.header_broken:
@@ -293,11 +296,11 @@ class MaildirFolder:
             return
         if not ul.uidvalidity:
             ul.uidvalidity = self.store.new_uidvalidity()
-        # A new list numbers the messages already here, in Maildir order,
-        # before the APPEND or COPY that asked for it adds its own (as
-        # Dovecot does): else a first APPEND into a folder that no IMAP
-        # server had opened yet would put the newest message first.
-        bases = self._present_bases()
+        # For an APPEND or COPY, a new list numbers the messages already
+        # here, in Maildir order, before the new one (as Dovecot does): else
+        # a first APPEND into a folder that no IMAP server had opened yet
+        # would put the newest message first.
+        bases = self._present_bases() if number_present else []
         ul.set_records(list(range(1, len(bases) + 1)), bases)
         ul.rewrite()
 

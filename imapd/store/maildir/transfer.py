@@ -57,7 +57,7 @@ def append(
         raise
     try:
         with f.lock:
-            f.ensure_uidlist()
+            f.ensure_uidlist(number_present=True)
             missing = f.codec.missing_keywords(want)
             if missing:
                 f.keywords.create(missing)
@@ -121,7 +121,7 @@ def _copy_locked(self: MaildirStore, src: MaildirMailbox, pairs: list[tuple[int,
     """The files and their UIDs, all or nothing, under the destination's lock."""
     sf = src._f
     with df.lock:
-        df.ensure_uidlist()
+        df.ensure_uidlist(number_present=True)
         missing = df.codec.missing_keywords(frozenset(want_kw))
         if missing:
             df.keywords.create(missing)

@@ -235,6 +235,24 @@ def test_the_first_uidlist_numbers_the_messages_already_there_first(store, maild
     mb.close()
 
 
+def test_a_first_open_lists_each_directory_once(store, maildir, monkeypatch):
+    """A first SELECT numbers the files its own listing found: making the
+    new uidlist must not list cur/ and new/ a second time (it did, briefly:
+    100,000 messages took 377 ms instead of 262)."""
+    from imapd.store.maildir import resync
+
+    for n in range(3):
+        deliver(maildir, msg(n), sub="cur", name=f"160000000{n}.M{n}P1.host:2,")
+    deliver(maildir, msg(3), sub="new", name="1600000009.M9P1.host")
+    listed: list[int] = []
+    scan = resync._scan_dir
+    monkeypatch.setattr(resync, "_scan_dir", lambda fd, known=(): listed.append(fd) or scan(fd, known))
+    mb = store.open("INBOX")
+    assert list(mb.uids()) == [1, 2, 3, 4]
+    assert len(listed) == 2 and len(set(listed)) == 2  # cur/ and new/, once each
+    mb.close()
+
+
 def test_append_into_selected_mailbox_reported_by_sync(store):
     mb = store.open("INBOX")
     r = append(store, "INBOX", msg(1))
